@@ -1,1 +1,127 @@
-"""Shared pytest fixtures for the cyclone test suite."""
+"""Shared pytest fixtures for the cyclone test suite.
+
+Servers listen on 127.0.0.1 on a free port; clients that block (http.client,
+raw sockets) run in a thread through ``deferToThread`` so the reactor keeps
+serving while they wait.
+"""
+
+from __future__ import annotations
+
+import io
+import http.client
+import socket
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor, task
+
+
+@pytest.fixture
+def listen():
+    """``listen(factory) -> port``: serve ``factory`` on 127.0.0.1 until the test ends."""
+    ports = []
+
+    def _listen(factory, interface: str = "127.0.0.1") -> int:
+        port = reactor.listenTCP(0, factory, interface=interface)
+        ports.append(port)
+        return port.getHost().port
+
+    yield _listen
+    for port in ports:
+        pytest_twisted.blockon(port.stopListening())
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 10.0, shutdown_write: bool = False) -> bytes:
+    """Send ``data`` on a fresh socket and read until the server closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        if shutdown_write:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _KeepOpen(io.BytesIO):
+    def close(self) -> None:  # http.client closes its file after each response
+        pass
+
+
+class _BytesSocket:
+    def __init__(self, fp: io.BytesIO) -> None:
+        self._fp = fp
+
+    def makefile(self, *args, **kwargs):
+        return self._fp
+
+
+def parse_responses(data: bytes, methods=None) -> list[tuple[int, http.client.HTTPMessage, bytes]]:
+    """Parse consecutive HTTP responses with the stdlib's ``http.client``."""
+    fp = _KeepOpen(data)
+    out = []
+    index = 0
+    while fp.tell() < len(data):
+        method = (methods[index] if methods else "GET")
+        response = http.client.HTTPResponse(_BytesSocket(fp), method=method)
+        response.begin()
+        body = response.read()
+        out.append((response.status, response.msg, body))
+        index += 1
+    return out
+
+
+def poll_until(predicate, timeout: float = 5.0, interval: float = 0.01):
+    """A Deferred that fires once ``predicate()`` is true, polling the reactor.
+
+    Fails with ``AssertionError`` after ``timeout`` seconds.
+    """
+    deadline = reactor.seconds() + timeout
+
+    def check(_=None):
+        if predicate():
+            return True
+        if reactor.seconds() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        return task.deferLater(reactor, interval, check)
+
+    return task.deferLater(reactor, 0, check)
+
+
+@pytest.fixture
+def self_signed(tmp_path):
+    """(cert_path, key_path) of a fresh self-signed certificate for localhost."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "server.crt", tmp_path / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)

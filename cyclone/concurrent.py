@@ -1,0 +1,134 @@
+"""One driver for everything a handler may return: Deferreds, ``async def``
+coroutines (awaiting Deferreds, and asyncio awaitables under Twisted's asyncio
+reactor), and generators decorated with ``@defer.inlineCallbacks``.
+
+``ensure_deferred(value)`` turns any of these into a ``Deferred``. Inside a
+coroutine, ``await deferred`` works on every reactor; ``await
+asyncio.sleep(0.1)`` or awaiting an ``asyncio.Future`` works when the reactor
+is ``twisted.internet.asyncioreactor`` (install it before importing the
+reactor), because the asyncio loop must be the one running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any, Coroutine
+
+from twisted.internet import defer
+from twisted.python import failure
+
+__all__ = ["ensure_deferred", "is_async_result"]
+
+
+def is_async_result(value: Any) -> bool:
+    """True for a Deferred, a coroutine or an asyncio future/awaitable."""
+    return (
+        isinstance(value, defer.Deferred)
+        or inspect.iscoroutine(value)
+        or asyncio.isfuture(value)
+        or inspect.isawaitable(value)
+    )
+
+
+def ensure_deferred(value: Any) -> defer.Deferred:
+    """A Deferred for ``value``: Deferreds pass through, coroutines and
+    awaitables are driven, anything else becomes an already-fired Deferred."""
+    if isinstance(value, defer.Deferred):
+        return value
+    if inspect.iscoroutine(value):
+        return _CoroutineDriver(value).deferred
+    if asyncio.isfuture(value):
+        return defer.Deferred.fromFuture(value)
+    if inspect.isawaitable(value):
+        return _CoroutineDriver(_await(value)).deferred
+    return defer.succeed(value)
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+class _CoroutineDriver:
+    """Steps a coroutine, waiting on whatever it yields.
+
+    ``await deferred`` yields the Deferred; awaiting an asyncio future yields
+    the future; ``asyncio.sleep(0)`` yields None (a plain scheduling point).
+    """
+
+    __slots__ = ("coroutine", "deferred", "_waiting")
+
+    def __init__(self, coroutine: Coroutine) -> None:
+        self.coroutine = coroutine
+        self.deferred: defer.Deferred = defer.Deferred(self._cancel)
+        self._waiting: defer.Deferred | None = None
+        self._step(None, None)
+
+    def _cancel(self, _: defer.Deferred) -> None:
+        waiting = self._waiting
+        if waiting is not None:
+            waiting.cancel()
+        else:
+            self.coroutine.close()
+
+    def _step(self, value: Any, error: failure.Failure | None) -> None:
+        coroutine = self.coroutine
+        while True:
+            try:
+                if error is not None:
+                    yielded = error.throwExceptionIntoGenerator(coroutine)
+                else:
+                    yielded = coroutine.send(value)
+            except StopIteration as stop:
+                self._waiting = None
+                self.deferred.callback(stop.value)
+                return
+            except BaseException:
+                self._waiting = None
+                self.deferred.errback(failure.Failure())
+                return
+            error = None
+            if isinstance(yielded, defer.Deferred):
+                waiting = yielded
+            elif asyncio.isfuture(yielded):
+                waiting = defer.Deferred.fromFuture(yielded)
+            elif yielded is None:
+                # asyncio's bare yield (sleep(0)): resume on the next reactor turn
+                from twisted.internet import reactor
+
+                waiting = defer.Deferred()
+                reactor.callLater(0, waiting.callback, None)
+            else:
+                value = None
+                error = failure.Failure(
+                    TypeError(f"cannot await {yielded!r} from a cyclone coroutine")
+                )
+                continue
+            # A Deferred that already fired is consumed in this loop, not by
+            # recursion, so long chains of ready Deferreds use no stack.
+            outcome: list = []
+            waiting.addBoth(self._on_outcome, outcome)
+            if outcome:
+                result = outcome[0]
+                if isinstance(result, failure.Failure):
+                    value, error = None, result
+                else:
+                    value = result
+                continue
+            outcome.append(_LATER)
+            self._waiting = waiting
+            return
+
+    def _on_outcome(self, result: Any, outcome: list) -> None:
+        if not outcome:  # fired while _step is still looping: hand it back
+            outcome.append(result)
+            return None
+        self._waiting = None
+        if isinstance(result, failure.Failure):
+            self._step(None, result)
+        else:
+            self._step(result, None)
+        return None
+
+
+_LATER = object()

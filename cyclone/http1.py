@@ -1,0 +1,1010 @@
+"""A sans-IO HTTP/1.1 server core: bytes in, events out; bytes out.
+
+Nothing here does I/O or imports Twisted, so it can be tested and fuzzed on
+its own. ``cyclone.httpserver`` drives it from a Twisted protocol.
+
+Parsing follows RFC 9110/9112 strictly, with the decisions written down in
+the project's ``http1-policy.md``: anything ambiguous enough to be used for
+request smuggling (CL+TE, repeated or lenient Content-Length, odd
+Transfer-Encoding values, obs-fold, bare CR/LF, whitespace before the colon)
+is a protocol error carrying the status to answer with.
+
+Reading side::
+
+    parser = RequestParser(Limits(max_body_size=1 << 20))
+    parser.feed(data)
+    for event in parser.events():
+        ...   # RequestHead, Data, EndOfMessage or ProtocolError
+
+After ``EndOfMessage`` the parser is paused: it yields ``PAUSED`` until
+``start_next_request()`` is called, which is how pipelined requests are kept
+strictly in order.
+
+Writing side: ``ResponseWriter`` decides the framing of one response
+(Content-Length, chunked or close-delimited) and ``status_line``,
+``encode_chunk``, ``last_chunk`` and ``error_response`` produce bytes.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Iterable
+
+__all__ = [
+    "Limits",
+    "DEFAULT_LIMITS",
+    "RequestHead",
+    "Data",
+    "EndOfMessage",
+    "ProtocolError",
+    "NEED_DATA",
+    "PAUSED",
+    "RequestParser",
+    "ResponseWriter",
+    "status_line",
+    "encode_chunk",
+    "last_chunk",
+    "error_response",
+    "format_date",
+    "DateCache",
+    "CONTINUE_RESPONSE",
+    "REASONS",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits of the request parser; each maps to a status when exceeded."""
+
+    #: bytes of the request line, without CRLF (414)
+    max_request_line: int = 8192
+    #: bytes of the header block after the request line (431)
+    max_header_size: int = 65536
+    #: number of header fields (431)
+    max_header_count: int = 100
+    #: bytes of a request body, Content-Length or chunked (413)
+    max_body_size: int = 100 * 1024 * 1024
+    #: bytes of one chunk-size line including extensions (400)
+    max_chunk_size_line: int = 256
+    #: empty lines tolerated before a request line (400 past it)
+    max_empty_lines: int = 8
+
+
+DEFAULT_LIMITS = Limits()
+
+
+# --------------------------------------------------------------------------
+# Events
+# --------------------------------------------------------------------------
+
+
+class _Event:
+    __slots__ = ()
+
+    def _key(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._key() == other._key()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), repr(self._key())))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class RequestHead(_Event):
+    """The request line and header fields of a request, with its framing decided."""
+
+    __slots__ = (
+        "method",
+        "target",
+        "version",
+        "headers",
+        "content_length",
+        "chunked",
+        "keep_alive",
+        "expect_continue",
+        "host",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        version: str,
+        headers: list[tuple[str, str]],
+        content_length: int | None = None,
+        chunked: bool = False,
+        keep_alive: bool = True,
+        expect_continue: bool = False,
+        host: str | None = None,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.content_length = content_length
+        self.chunked = chunked
+        self.keep_alive = keep_alive
+        self.expect_continue = expect_continue
+        self.host = host
+
+
+class Data(_Event):
+    """A piece of a request body, already de-chunked; never empty."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class EndOfMessage(_Event):
+    """The end of a request body, with the trailer fields of a chunked body."""
+
+    __slots__ = ("trailers",)
+
+    def __init__(self, trailers: list[tuple[str, str]] | None = None) -> None:
+        self.trailers = trailers if trailers is not None else []
+
+
+class ProtocolError(_Event):
+    """The request cannot be served: answer ``status`` and close the connection."""
+
+    __slots__ = ("status", "reason")
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+
+
+class _Sentinel:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+#: more bytes are needed before another event can be produced
+NEED_DATA = _Sentinel("NEED_DATA")
+#: a request is complete; ``start_next_request()`` resumes parsing
+PAUSED = _Sentinel("PAUSED")
+
+# A request without a body needs no fresh EndOfMessage object.
+_END_NO_TRAILERS = EndOfMessage([])  # shared: never mutated
+
+
+class _Reject(Exception):
+    """Internal: raised by the parsing helpers, turned into a ProtocolError."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------
+# Grammar (RFC 9110 §5.6, RFC 9112 §3, §5, §7)
+# --------------------------------------------------------------------------
+
+_TCHAR = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"
+_TOKEN = rb"[" + _TCHAR + rb"]+"
+_TOKEN_RE = re.compile(_TOKEN)
+_VCHAR_OBS = rb"\x21-\x7e\x80-\xff"
+# field-value: no leading/trailing SP/HTAB once stripped, SP/HTAB only inside.
+_FIELD_LINE = (
+    _TOKEN
+    + rb":[ \t]*(?:["
+    + _VCHAR_OBS
+    + rb"](?:[ \t"
+    + _VCHAR_OBS
+    + rb"]*["
+    + _VCHAR_OBS
+    + rb"])?)?[ \t]*"
+)
+# A whole header block (each line followed by CRLF) in one C-level pass.
+_FIELD_BLOCK_RE = re.compile(rb"(?:" + _FIELD_LINE + rb"\r\n)*")
+_FIELD_LINE_RE = re.compile(_FIELD_LINE)
+_REQUEST_LINE_RE = re.compile(
+    rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])"
+)
+_QUOTED_STRING = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+_CHUNK_SIZE_RE = re.compile(
+    rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[ \t]*"
+    + _TOKEN
+    + rb"(?:[ \t]*=[ \t]*(?:"
+    + _TOKEN
+    + rb"|"
+    + _QUOTED_STRING
+    + rb"))?)*"
+)
+_HOST_RE = re.compile(
+    r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?"
+)
+_ABSOLUTE_FORM_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*://[^/?#]*(?:[/?].*)?")
+_TE_LIST_RE = re.compile(
+    r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?: *, *[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*"
+)
+
+# In WSGI/CGI environ these collide with the dashed names (HTTP_CONTENT_LENGTH).
+_UNDERSCORE_FRAMING = frozenset(("content_length", "transfer_encoding"))
+# Names whose value changes how a message is framed or routed.
+_SPECIAL = frozenset(
+    ("content-length", "transfer-encoding", "host", "connection", "expect")
+) | _UNDERSCORE_FRAMING
+_FORBIDDEN_TRAILERS = frozenset(("content-length", "transfer-encoding", "host")) | _UNDERSCORE_FRAMING
+
+# Parser states
+_S_HEAD = 0
+_S_BODY_CL = 1
+_S_CHUNK_SIZE = 2
+_S_CHUNK_DATA = 3
+_S_CHUNK_CRLF = 4
+_S_TRAILERS = 5
+_S_END = 6
+_S_PAUSED = 7
+_S_ERROR = 8
+_S_SWITCHED = 9
+
+_STATE_NAMES = {
+    _S_HEAD: "HEAD",
+    _S_BODY_CL: "BODY",
+    _S_CHUNK_SIZE: "CHUNK_SIZE",
+    _S_CHUNK_DATA: "CHUNK_DATA",
+    _S_CHUNK_CRLF: "CHUNK_CRLF",
+    _S_TRAILERS: "TRAILERS",
+    _S_END: "END",
+    _S_PAUSED: "PAUSED",
+    _S_ERROR: "ERROR",
+    _S_SWITCHED: "SWITCHED",
+}
+
+
+def _diagnose_field_lines(lines: list[bytes]) -> _Reject:
+    """Explain why a header block failed the fast whole-block check."""
+    for line in lines:
+        if _FIELD_LINE_RE.fullmatch(line):
+            continue
+        if line[:1] in (b" ", b"\t"):
+            return _Reject(400, "obsolete line folding in header")
+        if b"\n" in line:
+            return _Reject(400, "bare LF in header")
+        if b"\r" in line:
+            return _Reject(400, "bare CR in header")
+        name, colon, _ = line.partition(b":")
+        if not colon:
+            return _Reject(400, "header line without a colon")
+        if name[-1:] in (b" ", b"\t"):
+            return _Reject(400, "whitespace between header name and colon")
+        if not _TOKEN_RE.fullmatch(name):
+            return _Reject(400, "invalid character in header name")
+        return _Reject(400, "invalid character in header value")
+    return _Reject(400, "malformed header block")  # pragma: no cover - defensive
+
+
+def _check_line_ends(buf: bytes, start: int, where: str) -> None:
+    """Reject a bare LF or bare CR in ``buf[start:]`` (an incomplete block)."""
+    pos = start
+    while True:
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            break
+        if nl == 0 or buf[nl - 1] != 13:
+            raise _Reject(400, f"bare LF in {where}")
+        pos = nl + 1
+    pos = start
+    last = len(buf) - 1
+    while True:
+        cr = buf.find(b"\r", pos)
+        if cr < 0 or cr == last:  # a CR at the very end may still get its LF
+            break
+        if buf[cr + 1] != 10:
+            raise _Reject(400, f"bare CR in {where}")
+        pos = cr + 1
+
+
+class RequestParser:
+    """Parses the requests of one connection; see the module docstring."""
+
+    __slots__ = (
+        "_limits",
+        "_buf",
+        "_state",
+        "_error",
+        "_body_limit",
+        "_remaining",
+        "_body_seen",
+        "_head",
+        "_trailers",
+        "_empty_lines",
+        "_scanned",
+    )
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._limits = limits
+        self._buf = b""
+        self._state = _S_HEAD
+        self._error: ProtocolError | None = None
+        self._body_limit = limits.max_body_size
+        self._remaining = 0
+        self._body_seen = 0
+        self._head: RequestHead | None = None
+        self._trailers: list[tuple[str, str]] = []
+        self._empty_lines = 0
+        self._scanned = 0
+
+    # -- public API ---------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return _STATE_NAMES[self._state]
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held that have not been turned into events yet."""
+        return len(self._buf)
+
+    @property
+    def in_body(self) -> bool:
+        """True while the body of the current request is being read."""
+        return _S_BODY_CL <= self._state <= _S_TRAILERS
+
+    @property
+    def body_started(self) -> bool:
+        """True once any byte of the current request's body was consumed."""
+        return self._body_seen > 0 or self._state > _S_CHUNK_SIZE
+
+    def feed(self, data: bytes) -> None:
+        """Append received bytes."""
+        if self._state == _S_SWITCHED:
+            raise RuntimeError("the parser stepped aside after switch_protocol()")
+        if data:
+            if self._buf:
+                self._buf += data
+            else:
+                self._buf = bytes(data)
+
+    def set_max_body_size(self, size: int) -> None:
+        """Change the body size limit for the current request only."""
+        self._body_limit = size
+
+    def start_next_request(self) -> None:
+        """Resume parsing after the response to the previous request was written."""
+        if self._state != _S_PAUSED:
+            raise RuntimeError(f"start_next_request() in state {self.state}")
+        self._state = _S_HEAD
+        self._head = None
+        self._body_limit = self._limits.max_body_size
+        self._body_seen = 0
+        self._empty_lines = 0
+        self._scanned = 0
+
+    def switch_protocol(self) -> bytes:
+        """Step aside for another protocol; return the bytes buffered so far."""
+        rest = self._buf
+        self._buf = b""
+        self._state = _S_SWITCHED
+        return rest
+
+    def events(self) -> list:
+        """All events available now (sentinels excluded; a ProtocolError is last)."""
+        out = []
+        next_event = self.next_event
+        while True:
+            event = next_event()
+            if event is NEED_DATA or event is PAUSED:
+                return out
+            out.append(event)
+            if type(event) is ProtocolError:
+                return out
+
+    def next_event(self):
+        """The next event, or ``NEED_DATA`` / ``PAUSED``."""
+        state = self._state
+        if state == _S_ERROR:
+            return self._error
+        try:
+            if state == _S_HEAD:
+                return self._read_head()
+            if state == _S_BODY_CL:
+                return self._read_body_cl()
+            if state == _S_END:
+                self._state = _S_PAUSED
+                trailers = self._trailers
+                if trailers:
+                    self._trailers = []
+                    return EndOfMessage(trailers)
+                return _END_NO_TRAILERS
+            if state == _S_PAUSED:
+                return PAUSED
+            if state == _S_SWITCHED:
+                raise RuntimeError("the parser stepped aside after switch_protocol()")
+            return self._read_chunked()
+        except _Reject as exc:
+            self._error = ProtocolError(exc.status, exc.reason)
+            self._state = _S_ERROR
+            self._buf = b""
+            return self._error
+
+    # -- head -----------------------------------------------------------------
+
+    def _skip_empty_lines(self) -> bool:
+        """Drop CRLFs before a request line; False while more bytes are needed."""
+        buf = self._buf
+        while buf[:1] in (b"\r", b"\n"):
+            if buf.startswith(b"\r\n"):
+                buf = buf[2:]
+                self._empty_lines += 1
+                if self._empty_lines > self._limits.max_empty_lines:
+                    self._buf = buf
+                    raise _Reject(400, "too many empty lines before the request line")
+            elif buf == b"\r":
+                self._buf = buf
+                return False
+            elif buf[:1] == b"\n":
+                raise _Reject(400, "bare LF before the request line")
+            else:
+                raise _Reject(400, "bare CR before the request line")
+        self._buf = buf
+        return True
+
+    def _check_incomplete_head(self) -> None:
+        """Reject an incomplete head early: bare LF, or a line already too long."""
+        buf = self._buf
+        limits = self._limits
+        eol = buf.find(b"\r\n")
+        if eol >= 0:
+            line_len = eol
+        else:  # a trailing CR may be the start of the CRLF
+            line_len = len(buf) - 1 if buf.endswith(b"\r") else len(buf)
+        if line_len > limits.max_request_line:
+            raise _Reject(414, "request line too long")
+        if eol >= 0 and len(buf) - eol - 2 > limits.max_header_size:
+            raise _Reject(431, "header block too large")
+        # Scan only the bytes not scanned before, so byte-by-byte feeding stays linear.
+        _check_line_ends(buf, self._scanned, "request head")
+        self._scanned = max(len(buf) - 1, 0)
+
+    def _read_head(self):
+        if self._buf[:1] in (b"\r", b"\n") and not self._skip_empty_lines():
+            return NEED_DATA
+        buf = self._buf
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if buf:
+                self._check_incomplete_head()
+            return NEED_DATA
+        limits = self._limits
+        eol = buf.find(b"\r\n")
+        request_line = buf[:eol]
+        if eol > limits.max_request_line:
+            raise _Reject(414, "request line too long")
+        if end > eol:
+            block = buf[eol + 2 : end + 2]
+            if len(block) - 2 > limits.max_header_size:
+                raise _Reject(431, "header block too large")
+        else:
+            block = b""
+        self._buf = buf[end + 4 :]
+
+        match = _REQUEST_LINE_RE.fullmatch(request_line)
+        if match is None:
+            if b"\n" in request_line or b"\r" in request_line:
+                raise _Reject(400, "bare CR or LF in request line")
+            raise _Reject(400, "malformed request line")
+        method_b, target_b, major, minor = match.groups()
+        if major != b"1" or minor not in (b"0", b"1"):
+            raise _Reject(505, "HTTP version not supported")
+        http11 = minor == b"1"
+
+        count = block.count(b"\r\n")
+        if count > limits.max_header_count:
+            raise _Reject(431, "too many header fields")
+        if count and _FIELD_BLOCK_RE.fullmatch(block) is None:
+            raise _diagnose_field_lines(block[:-2].split(b"\r\n"))
+
+        method = method_b.decode("ascii")
+        target = target_b.decode("ascii")
+        headers = []
+        content_length = None
+        chunked = False
+        connection_close = connection_keep_alive = False
+        expect_continue = False
+        host = None
+        seen_cl = seen_te = hosts = 0
+        if count:
+            # The block was validated above: decoding once as latin-1 is safe
+            # and cheaper than decoding every name and value.
+            lines = block[:-2].decode("latin-1").split("\r\n")
+        else:
+            lines = ()
+        for line in lines:
+            name, _, raw_value = line.partition(":")
+            value = raw_value.strip(" \t")
+            headers.append((name, value))
+            lname = name.lower()
+            if lname not in _SPECIAL:
+                continue
+            if lname == "content-length":
+                seen_cl += 1
+                if seen_cl > 1:
+                    raise _Reject(400, "repeated Content-Length")
+                if not (value.isdigit() and value.isascii()):
+                    raise _Reject(400, "invalid Content-Length")
+                content_length = int(value)
+            elif lname == "transfer-encoding":
+                seen_te += 1
+                if seen_te > 1:
+                    raise _Reject(400, "repeated Transfer-Encoding")
+                if "\t" in raw_value:
+                    # policy: a TAB around "chunked" is a known smuggling probe
+                    # (proxies disagree on it), so it is refused, not taken as OWS
+                    raise _Reject(400, "HTAB in Transfer-Encoding")
+                chunked = self._check_transfer_encoding(value, http11)
+            elif lname == "host":
+                hosts += 1
+                if hosts > 1:
+                    raise _Reject(400, "more than one Host")
+                host = value
+                if _HOST_RE.fullmatch(host) is None:
+                    raise _Reject(400, "invalid Host")
+            elif lname == "connection":
+                for token in value.lower().split(","):
+                    token = token.strip(" \t")
+                    if token == "close":
+                        connection_close = True
+                    elif token == "keep-alive":
+                        connection_keep_alive = True
+            elif lname == "expect":
+                if http11:
+                    if value.lower() != "100-continue":
+                        raise _Reject(417, "unsupported expectation")
+                    expect_continue = True
+            else:  # underscore variants of framing names
+                raise _Reject(400, "underscore in a framing header name")
+        # "close" wins over any keep-alive token; HTTP/1.0 must ask to be kept.
+        keep_alive = not connection_close and (http11 or connection_keep_alive)
+        if seen_te and seen_cl:
+            raise _Reject(400, "both Content-Length and Transfer-Encoding")
+        if http11 and host is None:
+            raise _Reject(400, "missing Host header")
+        self._check_target(method, target)
+
+        head = RequestHead(
+            method,
+            target,
+            "HTTP/1.1" if http11 else "HTTP/1.0",
+            headers,
+            content_length,
+            chunked,
+            keep_alive,
+            expect_continue,
+            host,
+        )
+        self._head = head
+        self._body_seen = 0
+        if chunked:
+            self._state = _S_CHUNK_SIZE
+        elif content_length:
+            self._remaining = content_length
+            self._state = _S_BODY_CL
+        else:
+            self._state = _S_END
+        return head
+
+    @staticmethod
+    def _check_transfer_encoding(value: str, http11: bool) -> bool:
+        if not http11:
+            raise _Reject(400, "Transfer-Encoding in an HTTP/1.0 request")
+        lowered = value.lower()
+        if lowered == "chunked":
+            return True
+        if _TE_LIST_RE.fullmatch(lowered):
+            raise _Reject(501, "unsupported transfer coding")
+        raise _Reject(400, "malformed Transfer-Encoding")
+
+    @staticmethod
+    def _check_target(method: str, target: str) -> None:
+        first = target[0]
+        if first == "/":
+            return
+        if target == "*":
+            if method == "OPTIONS":
+                return
+            raise _Reject(400, "asterisk-form target outside OPTIONS")
+        if method == "CONNECT":
+            if _HOST_RE.fullmatch(target) and ":" in target:
+                return
+            raise _Reject(400, "invalid authority-form target")
+        if _ABSOLUTE_FORM_RE.fullmatch(target):
+            return
+        raise _Reject(400, "invalid request target")
+
+    # -- bodies -------------------------------------------------------------------
+
+    def _read_body_cl(self):
+        if self._body_seen == 0 and self._remaining > self._body_limit:
+            raise _Reject(413, "request body too large")
+        buf = self._buf
+        if not buf:
+            return NEED_DATA
+        remaining = self._remaining
+        if len(buf) <= remaining:
+            chunk = buf
+            self._buf = b""
+        else:
+            chunk = buf[:remaining]
+            self._buf = buf[remaining:]
+        remaining -= len(chunk)
+        self._remaining = remaining
+        self._body_seen += len(chunk)
+        if not remaining:
+            self._state = _S_END
+        return Data(chunk)
+
+    def _read_chunked(self):
+        while True:
+            state = self._state
+            buf = self._buf
+            if state == _S_CHUNK_DATA:
+                if not buf:
+                    return NEED_DATA
+                remaining = self._remaining
+                if len(buf) <= remaining:
+                    chunk = buf
+                    self._buf = b""
+                else:
+                    chunk = buf[:remaining]
+                    self._buf = buf[remaining:]
+                remaining -= len(chunk)
+                self._remaining = remaining
+                if not remaining:
+                    self._state = _S_CHUNK_CRLF
+                return Data(chunk)
+            if state == _S_CHUNK_CRLF:
+                if len(buf) < 2:
+                    if buf and buf != b"\r":
+                        raise _Reject(400, "chunk data not followed by CRLF")
+                    return NEED_DATA
+                if buf[:2] != b"\r\n":
+                    raise _Reject(400, "chunk data not followed by CRLF")
+                self._buf = buf[2:]
+                self._state = _S_CHUNK_SIZE
+                continue
+            if state == _S_CHUNK_SIZE:
+                limit = self._limits.max_chunk_size_line
+                nl = buf.find(b"\n", 0, limit + 2)
+                if nl < 0:
+                    if len(buf) > limit + 1:
+                        raise _Reject(400, "chunk-size line too long")
+                    if b"\r" in buf[:-1]:
+                        raise _Reject(400, "bare CR in chunk-size line")
+                    return NEED_DATA
+                if nl == 0 or buf[nl - 1] != 13:
+                    raise _Reject(400, "bare LF in chunk-size line")
+                line = buf[: nl - 1]
+                match = _CHUNK_SIZE_RE.fullmatch(line)
+                if match is None:
+                    raise _Reject(400, "invalid chunk-size line")
+                size = int(match.group(1), 16)
+                self._buf = buf[nl + 1 :]
+                self._body_seen += size
+                if self._body_seen > self._body_limit:
+                    raise _Reject(413, "request body too large")
+                if size:
+                    self._remaining = size
+                    self._state = _S_CHUNK_DATA
+                else:
+                    self._state = _S_TRAILERS
+                    self._scanned = 0
+                continue
+            # _S_TRAILERS
+            return self._read_trailers()
+
+    def _read_trailers(self):
+        buf = self._buf
+        if buf.startswith(b"\r\n"):
+            self._buf = buf[2:]
+            self._state = _S_END
+            return self.next_event()
+        if len(buf) < 2:
+            if buf and buf != b"\r":
+                if buf == b"\n":
+                    raise _Reject(400, "bare LF after last chunk")
+            return NEED_DATA
+        end = buf.find(b"\r\n\r\n")
+        limits = self._limits
+        if end < 0:
+            if len(buf) > limits.max_header_size:
+                raise _Reject(431, "trailer section too large")
+            _check_line_ends(buf, self._scanned, "trailer section")
+            self._scanned = max(len(buf) - 1, 0)
+            return NEED_DATA
+        block = buf[: end + 2]
+        if len(block) - 2 > limits.max_header_size:
+            raise _Reject(431, "trailer section too large")
+        count = block.count(b"\r\n")
+        if count > limits.max_header_count:
+            raise _Reject(431, "too many trailer fields")
+        if _FIELD_BLOCK_RE.fullmatch(block) is None:
+            raise _diagnose_field_lines(block[:-2].split(b"\r\n"))
+        trailers = []
+        for line in block[:-2].decode("latin-1").split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.lower() in _FORBIDDEN_TRAILERS:
+                raise _Reject(400, "framing field in trailer section")
+            trailers.append((name, value.strip(" \t")))
+        self._buf = buf[end + 4 :]
+        self._trailers = trailers
+        self._state = _S_END
+        return self.next_event()
+
+
+# --------------------------------------------------------------------------
+# Writing responses
+# --------------------------------------------------------------------------
+
+#: reason phrases of the registered status codes
+REASONS: dict[int, str] = {s.value: s.phrase for s in HTTPStatus}
+REASONS.setdefault(418, "I'm a Teapot")
+
+_STATUS_LINES: dict[tuple[int, str], bytes] = {
+    (code, version): f"{version} {code} {reason}\r\n".encode("ascii")
+    for code, reason in REASONS.items()
+    for version in ("HTTP/1.1", "HTTP/1.0")
+}
+_REASON_BAD_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE_BAD_RE = re.compile(r"[\x00\r\n]")
+_valid_header_names: set[str] = set()
+
+#: the interim response to ``Expect: 100-continue``
+CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_LAST_CHUNK = b"0\r\n\r\n"
+
+
+def status_line(status: int, reason: str | None = None, version: str = "HTTP/1.1") -> bytes:
+    """``b"HTTP/1.1 200 OK\\r\\n"``; precomputed for every registered code."""
+    if reason is None:
+        line = _STATUS_LINES.get((status, version))
+        if line is not None:
+            return line
+        reason = REASONS.get(status, "Unknown")
+    elif _REASON_BAD_RE.search(reason):
+        raise ValueError(f"invalid reason phrase: {reason!r}")
+    if not 100 <= status <= 999:
+        raise ValueError(f"invalid status code: {status!r}")
+    return f"{version} {status} {reason}\r\n".encode("latin-1")
+
+
+def encode_chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body; ``b""`` for empty data (which would end the body)."""
+    if not data:
+        return b""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+def _field_lines(headers: Iterable[tuple[str, str]]) -> bytes:
+    """``name: value\\r\\n`` lines; raises ValueError on header injection."""
+    parts = []
+    valid_names = _valid_header_names
+    for name, value in headers:
+        if name not in valid_names:
+            if _HEADER_NAME_RE.fullmatch(name) is None:
+                raise ValueError(f"invalid header name: {name!r}")
+            if len(valid_names) < 1024:
+                valid_names.add(name)
+        if type(value) is not str:
+            value = str(value)
+        parts.append(f"{name}: {value}\r\n")
+    text = "".join(parts)
+    # Each line contributes exactly one CR and one LF; any more is injection.
+    if text.count("\n") != len(parts) or text.count("\r") != len(parts) or "\x00" in text:
+        for _, value in headers:
+            if _HEADER_VALUE_BAD_RE.search(str(value)):
+                raise ValueError(f"invalid header value: {value!r}")
+        raise ValueError("invalid header value")  # pragma: no cover - defensive
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"header value not encodable as latin-1: {exc}") from None
+
+
+def last_chunk(trailers: Iterable[tuple[str, str]] | None = None) -> bytes:
+    """The end of a chunked body, optionally with trailer fields."""
+    if not trailers:
+        return _LAST_CHUNK
+    return b"0\r\n" + _field_lines(trailers) + b"\r\n"
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def format_date(t: float) -> bytes:
+    """An IMF-fixdate (RFC 9110 §5.6.7): ``b"Sun, 06 Nov 1994 08:49:37 GMT"``."""
+    tm = time.gmtime(t)
+    return b"%s, %02d %s %04d %02d:%02d:%02d GMT" % (
+        _DAYS[tm.tm_wday].encode(),
+        tm.tm_mday,
+        _MONTHS[tm.tm_mon - 1].encode(),
+        tm.tm_year,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+    )
+
+
+class DateCache:
+    """The ``Date`` header value, formatted at most once per second."""
+
+    __slots__ = ("_second", "_value", "_text")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = b""
+        self._text = ""
+
+    def __call__(self, now: float) -> bytes:
+        second = int(now)
+        if second != self._second:
+            self._value = format_date(second)
+            self._text = self._value.decode("ascii")
+            self._second = second
+        return self._value
+
+    def text(self, now: float) -> str:
+        """The same value as ``str``."""
+        if int(now) != self._second:
+            self(now)
+        return self._text
+
+
+def error_response(status: int, date: bytes | None = None) -> bytes:
+    """A complete plain-text response for a rejected request, closing the connection."""
+    reason = REASONS.get(status, "Unknown")
+    body = f"{status} {reason}\n".encode("ascii")
+    head = [
+        status_line(status),
+        b"Content-Type: text/plain; charset=utf-8\r\n",
+        b"Content-Length: %d\r\n" % len(body),
+        b"Connection: close\r\n",
+    ]
+    if date is not None:
+        head.append(b"Date: " + date + b"\r\n")
+    head.append(b"\r\n")
+    return b"".join(head) + body
+
+
+class ResponseWriter:
+    """Frames one response to a parsed request: head, body pieces, end.
+
+    The framing follows the headers the caller gives: a ``Content-Length``
+    makes an identity body (writing past it is a ``ValueError``); without
+    one an HTTP/1.1 response is chunked and an HTTP/1.0 response is
+    delimited by closing the connection. HEAD, 1xx, 204 and 304 responses
+    never carry body bytes.
+    """
+
+    __slots__ = (
+        "keep_alive",
+        "chunked",
+        "_version",
+        "_head_request",
+        "_no_body",
+        "_remaining",
+        "_started",
+        "_finished",
+        "switching",
+    )
+
+    def __init__(self, request: RequestHead | None = None, keep_alive: bool = True) -> None:
+        if request is None:
+            self._version = "HTTP/1.1"
+            self.keep_alive = False
+            self._head_request = False
+        else:
+            self._version = request.version
+            self.keep_alive = keep_alive and request.keep_alive
+            self._head_request = request.method == "HEAD"
+        self.chunked = False
+        self._no_body = self._head_request
+        self._remaining: int | None = None
+        self._started = False
+        self._finished = False
+        self.switching = False
+
+    def head(self, status: int, headers: list[tuple[str, str]], reason: str | None = None) -> bytes:
+        """The status line and header block; decides framing and keep-alive."""
+        if self._started:
+            raise RuntimeError("response head already written")
+        self._started = True
+        no_body = self._head_request or status < 200 or status == 204 or status == 304
+        self._no_body = no_body
+        content_length = None
+        user_chunked = False
+        connection_close = False
+        has_connection = False
+        for name, value in headers:
+            lname = name.lower()
+            if lname == "content-length":
+                try:
+                    content_length = int(value)
+                except ValueError:
+                    raise ValueError(f"invalid Content-Length: {value!r}") from None
+                if content_length < 0:
+                    raise ValueError(f"invalid Content-Length: {value!r}")
+            elif lname == "transfer-encoding":
+                if str(value).strip().lower() != "chunked":
+                    raise ValueError(f"unsupported Transfer-Encoding: {value!r}")
+                user_chunked = True
+            elif lname == "connection":
+                has_connection = True
+                if "close" in [t.strip() for t in str(value).lower().split(",")]:
+                    connection_close = True
+        if content_length is not None and user_chunked:
+            raise ValueError("both Content-Length and Transfer-Encoding in a response")
+        extra = []
+        if status == 101:
+            self.switching = True
+            self.keep_alive = False
+        elif content_length is not None:
+            self._remaining = content_length
+        elif user_chunked:
+            if self._version != "HTTP/1.1":
+                raise ValueError("chunked response to an HTTP/1.0 request")
+            self.chunked = not no_body
+        elif not no_body:
+            if self._version == "HTTP/1.1":
+                self.chunked = True
+                extra.append(("Transfer-Encoding", "chunked"))
+            else:
+                self.keep_alive = False
+        if connection_close:
+            self.keep_alive = False
+        if not self.switching:
+            if not self.keep_alive:
+                if not connection_close:
+                    if has_connection:
+                        headers = [(n, v) for n, v in headers if n.lower() != "connection"]
+                    extra.append(("Connection", "close"))
+            elif self._version == "HTTP/1.0" and not has_connection:
+                extra.append(("Connection", "keep-alive"))
+        if extra:
+            headers = list(headers) + extra
+        return status_line(status, reason, self._version) + _field_lines(headers) + b"\r\n"
+
+    def body(self, data: bytes) -> bytes:
+        """Framed bytes for a piece of the body."""
+        if self._finished:
+            raise RuntimeError("response already finished")
+        if self._no_body or not data:
+            return b""
+        if self.chunked:
+            return b"%x\r\n%b\r\n" % (len(data), data)
+        remaining = self._remaining
+        if remaining is not None:
+            if len(data) > remaining:
+                raise ValueError("response body longer than its Content-Length")
+            self._remaining = remaining - len(data)
+        return data
+
+    def end(self, trailers: Iterable[tuple[str, str]] | None = None) -> bytes:
+        """Bytes that end the body (the last chunk, or nothing)."""
+        if self._finished:
+            raise RuntimeError("response already finished")
+        self._finished = True
+        if self.chunked:
+            return last_chunk(trailers)
+        if self._remaining and not self._no_body:
+            # The client would wait for bytes that never come: close instead.
+            self.keep_alive = False
+        return b""

@@ -1,0 +1,833 @@
+"""The Twisted side of cyclone's HTTP/1.1 server.
+
+``HTTPConnection`` is the ``Protocol`` a ``cyclone.web.Application`` (or an
+``HTTPServer``) hands each socket. It drives the sans-IO parser in
+``cyclone.http1`` and adds what needs a reactor: buffering, timeouts,
+keep-alive, strictly ordered pipelining, backpressure in both directions and
+handing the transport to another protocol after a ``101`` response.
+
+The application side is a *request delegate*. For each request the connection
+asks the factory for one::
+
+    delegate = factory.start_request(connection, request)
+
+and calls ``delegate.headers_received()``, ``delegate.data_received(chunk)``
+for each piece of the body, ``delegate.finish()`` at the end of the body, and
+``delegate.on_connection_close()`` if the client goes away before the
+response is finished. ``headers_received`` and ``data_received`` may return a
+Deferred: reading stops until it fires (that is how a streaming body consumer
+slows the client down). A factory without ``start_request`` is called as
+``factory(request)`` once the whole body is in ``request.body`` (the original
+cyclone's interface).
+
+The delegate answers through the connection: ``write_head(status, headers)``,
+``write(chunk)``, ``finish()``, and ``when_drained()`` to wait until the
+transport has sent what was written.
+
+Settings (read from ``factory.settings`` when the first connection is made):
+
+``xheaders`` (False)
+    trust ``X-Real-Ip``/``X-Forwarded-For`` and ``X-Scheme``/``X-Forwarded-Proto``.
+``trusted_downstream`` (())
+    proxy addresses skipped when taking the client from ``X-Forwarded-For``.
+``no_keep_alive`` (False)
+    close the connection after every response.
+``max_request_line`` (8192), ``max_header_size`` (65536), ``max_header_count`` (100),
+``max_body_size`` (100 MiB), ``max_chunk_size_line`` (256)
+    parser limits, see ``cyclone.http1.Limits``; they answer 414, 431, 413, 400.
+``idle_connection_timeout`` (75 s)
+    close a keep-alive connection that sends nothing for this long.
+``header_timeout`` (30 s)
+    answer 408 and close when a request head takes longer than this to arrive.
+``body_timeout`` (300 s)
+    answer 408 and close when a request body takes longer than this to arrive.
+
+A timeout of ``None`` or ``0`` disables it.
+"""
+
+from __future__ import annotations
+
+import http.cookies
+import ipaddress
+import logging
+import time
+from typing import Any, Callable, Iterable
+
+from twisted.internet import defer, protocol
+from twisted.internet.interfaces import IPushProducer, ISSLTransport
+from twisted.python import failure
+from zope.interface import implementer
+
+from cyclone import http1
+from cyclone.escape import parse_qs_bytes
+from cyclone.httputil import (
+    HTTPHeaders,
+    HTTPInputError,
+    _normalize_header,
+    parse_body_arguments,
+    parse_cookie,
+    split_host_and_port,
+)
+
+__all__ = [
+    "HTTPConnection",
+    "HTTPRequest",
+    "HTTPServer",
+    "StreamClosedError",
+    "ServerConfig",
+    "date_header",
+]
+
+gen_log = logging.getLogger("cyclone.general")
+app_log = logging.getLogger("cyclone.application")
+
+_date_cache = http1.DateCache()
+
+
+def date_header() -> str:
+    """The current ``Date`` header value, formatted at most once per second."""
+    return _date_cache.text(time.time())
+
+# Pipelined bytes held while a request is in flight before reading pauses.
+_MAX_PIPELINE_BUFFER = 65536
+
+
+class StreamClosedError(IOError):
+    """The client went away before the written data could be sent."""
+
+
+class ServerConfig:
+    """Settings of an HTTP server, resolved once per factory."""
+
+    __slots__ = (
+        "limits",
+        "xheaders",
+        "trusted_downstream",
+        "no_keep_alive",
+        "idle_timeout",
+        "header_timeout",
+        "body_timeout",
+    )
+
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
+        settings = settings or {}
+        defaults = http1.DEFAULT_LIMITS
+        self.limits = http1.Limits(
+            max_request_line=settings.get("max_request_line", defaults.max_request_line),
+            max_header_size=settings.get("max_header_size", defaults.max_header_size),
+            max_header_count=settings.get("max_header_count", defaults.max_header_count),
+            max_body_size=settings.get("max_body_size", defaults.max_body_size),
+            max_chunk_size_line=settings.get(
+                "max_chunk_size_line", defaults.max_chunk_size_line
+            ),
+        )
+        self.xheaders = bool(settings.get("xheaders", False))
+        self.trusted_downstream = frozenset(settings.get("trusted_downstream") or ())
+        self.no_keep_alive = bool(settings.get("no_keep_alive", False))
+        self.idle_timeout = settings.get("idle_connection_timeout", 75.0) or None
+        self.header_timeout = settings.get("header_timeout", 30.0) or None
+        self.body_timeout = settings.get("body_timeout", 300.0) or None
+
+
+def _config_for(factory: Any) -> ServerConfig:
+    config = getattr(factory, "_cyclone_server_config", None)
+    if config is None:
+        config = ServerConfig(getattr(factory, "settings", None))
+        try:
+            factory._cyclone_server_config = config
+        except AttributeError:  # a factory with __slots__: resolve every time
+            pass
+    return config
+
+
+class HTTPRequest:
+    """One HTTP request, with Tornado's ``HTTPServerRequest`` attributes.
+
+    ``method``, ``uri``, ``version``, ``headers`` (``HTTPHeaders``), ``body``
+    (bytes), ``remote_ip``, ``protocol`` ("http" or "https"), ``host``,
+    ``host_name``, ``path``, ``query``, ``arguments``, ``query_arguments``,
+    ``body_arguments``, ``files``, ``connection``, ``cookies``; and the methods
+    ``full_url()``, ``request_time()``, ``supports_http_1_1()``,
+    ``notifyFinish()``, ``write()`` and ``finish()``.
+    """
+
+    def __init__(
+        self,
+        method: str | None = None,
+        uri: str | None = None,
+        version: str = "HTTP/1.0",
+        headers: HTTPHeaders | None = None,
+        body: bytes | None = None,
+        remote_ip: str | None = None,
+        protocol: str | None = None,
+        host: str | None = None,
+        files: dict[str, list] | None = None,
+        connection: "HTTPConnection | None" = None,
+        start_line: Any = None,
+        server_connection: Any = None,
+    ) -> None:
+        if start_line is not None:
+            method, uri, version = start_line
+        self.method = method
+        self.uri = uri
+        self.version = version
+        self.headers = headers if headers is not None else HTTPHeaders()
+        self.body = body or b""
+        self.remote_ip = remote_ip
+        self.protocol = protocol or "http"
+        self.host = host or self.headers.get("Host") or "127.0.0.1"
+        self.host_name = split_host_and_port(self.host.lower())[0]
+        self.files = files or {}
+        self.connection = connection
+        self.server_connection = server_connection
+        self._start_time = time.time()
+        self._finish_time: float | None = None
+        self._finish_waiters: list[defer.Deferred] | None = None
+        self._finished = False
+        self.path, sep, self.query = (uri or "").partition("?")
+        if self.query:
+            self.query_arguments = parse_qs_bytes(self.query, keep_blank_values=True)
+            self.arguments = {k: list(v) for k, v in self.query_arguments.items()}
+        else:
+            self.query_arguments = {}
+            self.arguments = {}
+        self.body_arguments: dict[str, list[bytes]] = {}
+
+    # -- Tornado / cyclone API ---------------------------------------------------
+
+    def supports_http_1_1(self) -> bool:
+        """True when the request was made with HTTP/1.1."""
+        return self.version == "HTTP/1.1"
+
+    @property
+    def cookies(self) -> dict[str, http.cookies.Morsel]:
+        """The request's cookies as ``{name: Morsel}`` (parsed once)."""
+        cookies = self.__dict__.get("_cookies")
+        if cookies is None:
+            cookies = http.cookies.SimpleCookie()
+            for header in self.headers.get_list("Cookie"):
+                try:
+                    parsed = parse_cookie(header)
+                except Exception:  # a malformed Cookie header yields no cookies
+                    continue
+                for name, value in parsed.items():
+                    try:
+                        cookies[name] = value
+                    except http.cookies.CookieError:
+                        continue
+            self._cookies = cookies
+        return cookies
+
+    def full_url(self) -> str:
+        """The full URL as the client asked for it: ``http://host/path?query``."""
+        return f"{self.protocol}://{self.host}{self.uri}"
+
+    def request_time(self) -> float:
+        """Seconds the request took, or has taken so far."""
+        end = self._finish_time if self._finish_time is not None else time.time()
+        return end - self._start_time
+
+    def notifyFinish(self) -> defer.Deferred:
+        """A Deferred fired once: with None when the response is finished, or
+        with the error message when the client goes away before that."""
+        d: defer.Deferred = defer.Deferred()
+        if self._finished:
+            d.callback(None)
+            return d
+        if self._finish_waiters is None:
+            self._finish_waiters = []
+        self._finish_waiters.append(d)
+        return d
+
+    def write(self, chunk: bytes) -> None:
+        """Write a piece of the response body (after ``connection.write_head``)."""
+        assert isinstance(chunk, bytes), "request.write() takes bytes"
+        if self.connection is not None:
+            self.connection.write(chunk)
+
+    def finish(self) -> None:
+        """Finish the response."""
+        if self.connection is not None:
+            self.connection.finish()
+
+    def _parse_body(self) -> None:
+        """Fill ``body_arguments``, ``files`` and ``arguments`` from the body."""
+        parse_body_arguments(
+            self.headers.get("Content-Type", ""),
+            self.body,
+            self.body_arguments,
+            self.files,
+            self.headers,
+        )
+        for name, values in self.body_arguments.items():
+            self.arguments.setdefault(name, []).extend(values)
+
+    def _notify_finished(self, reason: Any = None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self._finish_time is None:
+            self._finish_time = time.time()
+        waiters = self._finish_waiters
+        if waiters:
+            self._finish_waiters = None
+            for d in waiters:
+                d.callback(reason)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(protocol={self.protocol!r}, host={self.host!r}, "
+            f"method={self.method!r}, uri={self.uri!r}, version={self.version!r}, "
+            f"remote_ip={self.remote_ip!r})"
+        )
+
+
+class _BufferingDelegate:
+    """Collects the body, parses form arguments, then calls ``callback(request)``."""
+
+    __slots__ = ("connection", "request", "callback", "chunks")
+
+    def __init__(self, connection: "HTTPConnection", request: HTTPRequest, callback: Callable) -> None:
+        self.connection = connection
+        self.request = request
+        self.callback = callback
+        self.chunks: list[bytes] = []
+
+    def headers_received(self) -> None:
+        return None
+
+    def data_received(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+
+    def finish(self) -> None:
+        request = self.request
+        chunks = self.chunks
+        if chunks:
+            request.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            self.chunks = []
+            try:
+                request._parse_body()
+            except HTTPInputError as exc:
+                self.connection.reject(400, str(exc))
+                return
+        self.callback(request)
+
+    def on_connection_close(self) -> None:
+        self.chunks = []
+
+
+def _peer_ip(transport: Any) -> str:
+    peer = transport.getPeer()
+    host = getattr(peer, "host", None)
+    if host is not None:
+        return host
+    name = getattr(peer, "name", None) or getattr(transport.getHost(), "name", None)
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "replace")
+    return f"unix:{name or ''}"
+
+
+def _valid_ip(ip: str) -> bool:
+    try:
+        ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return True
+
+
+@implementer(IPushProducer)
+class HTTPConnection(protocol.Protocol):
+    """One HTTP/1.1 server connection (a Twisted ``Protocol``)."""
+
+    #: the request being answered, or None between requests
+    _request: HTTPRequest | None = None
+    #: a handler sets this to close the connection after its response
+    no_keep_alive = False
+
+    def connectionMade(self) -> None:
+        from twisted.internet import reactor
+
+        factory = self.factory
+        config = _config_for(factory)
+        self._config = config
+        self._clock = getattr(factory, "clock", None) or reactor
+        self._parser = http1.RequestParser(config.limits)
+        self.request_callback = factory
+        self.xheaders = config.xheaders
+        self.no_keep_alive = config.no_keep_alive
+        transport = self.transport
+        self._ssl = ISSLTransport.providedBy(transport)
+        self._remote_ip = _peer_ip(transport)
+        self._head: http1.RequestHead | None = None
+        self._delegate: Any = None
+        self._writer: http1.ResponseWriter | None = None
+        self._message_complete = False
+        self._continue_sent = False
+        self._blocked = False  # waiting on a delegate's Deferred
+        self._processing = False
+        self._reading_paused = False
+        self._write_paused = False
+        self._drain_waiters: list[defer.Deferred] = []
+        self._closed = False
+        self._upgraded: protocol.Protocol | None = None
+        self._deadline: float | None = None
+        self._deadline_kind = ""
+        self._timer: Any = None
+        transport.registerProducer(self, True)
+        self._set_deadline("idle")
+
+    # -- reading --------------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        upgraded = self._upgraded
+        if upgraded is not None:
+            upgraded.dataReceived(data)
+            return
+        if self._closed:
+            return
+        self._parser.feed(data)
+        if not self._processing:
+            self._process()
+
+    def _process(self) -> None:
+        """Turn parser events into delegate calls until blocked or out of data."""
+        parser = self._parser
+        self._processing = True
+        try:
+            while not self._blocked and not self._closed and self._upgraded is None:
+                event = parser.next_event()
+                kind = type(event)
+                if kind is http1.Data:
+                    self._on_data(event.data)
+                elif kind is http1.RequestHead:
+                    self._on_head(event)
+                elif kind is http1.EndOfMessage:
+                    self._on_end_of_message()
+                elif event is http1.NEED_DATA:
+                    self._on_need_data()
+                    return
+                elif event is http1.PAUSED:
+                    if parser.buffered > _MAX_PIPELINE_BUFFER and not self._reading_paused:
+                        self._reading_paused = True
+                        self.transport.pauseProducing()
+                    return
+                else:
+                    self._on_protocol_error(event)
+                    return
+        finally:
+            self._processing = False
+
+    def _on_need_data(self) -> None:
+        parser = self._parser
+        if parser.in_body:
+            head = self._head
+            if (
+                head is not None
+                and head.expect_continue
+                and not self._continue_sent
+                and not parser.body_started
+                and self._writer is None
+            ):
+                self._continue_sent = True
+                self.transport.write(http1.CONTINUE_RESPONSE)
+        elif self._request is None:
+            if parser.buffered:
+                if self._deadline_kind != "head":
+                    self._set_deadline("head")
+            elif self._deadline_kind != "idle":
+                self._set_deadline("idle")
+
+    def _on_head(self, head: http1.RequestHead) -> None:
+        self._head = head
+        self._message_complete = False
+        self._continue_sent = False
+        self._writer = None
+        headers = HTTPHeaders()
+        add = headers._add  # the parser validated names and values already
+        for name, value in head.headers:
+            add(_normalize_header(name), value)
+        remote_ip = self._remote_ip
+        scheme = "https" if self._ssl else "http"
+        if self.xheaders:
+            remote_ip, scheme = self._apply_xheaders(headers, remote_ip, scheme)
+        request = HTTPRequest(
+            head.method,
+            head.target,
+            head.version,
+            headers,
+            remote_ip=remote_ip,
+            protocol=scheme,
+            host=head.host,
+            connection=self,
+        )
+        self._request = request
+        if self._parser.in_body:
+            self._set_deadline("body")
+        else:
+            self._set_deadline(None)
+        start_request = getattr(self.factory, "start_request", None)
+        try:
+            if start_request is not None:
+                delegate = start_request(self, request)
+            else:
+                delegate = _BufferingDelegate(self, request, self.factory)
+            self._delegate = delegate
+            self._wait_for(delegate.headers_received())
+        except Exception:
+            self._application_error()
+
+    def _on_data(self, chunk: bytes) -> None:
+        try:
+            self._wait_for(self._delegate.data_received(chunk))
+        except Exception:
+            self._application_error()
+
+    def _on_end_of_message(self) -> None:
+        self._message_complete = True
+        self._set_deadline(None)
+        try:
+            self._delegate.finish()
+        except Exception:
+            self._application_error()
+
+    def _wait_for(self, result: Any) -> None:
+        """Stop reading until a delegate's Deferred fires."""
+        if not isinstance(result, defer.Deferred) or result.called:
+            return
+        self._blocked = True
+        if not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pauseProducing()
+        result.addBoth(self._unblock)
+
+    def _unblock(self, result: Any) -> Any:
+        self._blocked = False
+        if isinstance(result, failure.Failure):
+            app_log.error(
+                "Error in request delegate for %s",
+                self._request,
+                exc_info=(result.type, result.value, result.getTracebackObject()),
+            )
+            self._application_error(log=False)
+            return None
+        if self._closed:
+            return None
+        if self._reading_paused:
+            self._reading_paused = False
+            self.transport.resumeProducing()
+        if not self._processing:
+            self._process()
+        return None
+
+    def _apply_xheaders(self, headers: HTTPHeaders, remote_ip: str, scheme: str) -> tuple[str, str]:
+        forwarded = headers.get("X-Forwarded-For")
+        ip = remote_ip
+        if forwarded:
+            for hop in reversed(forwarded.split(",")):
+                hop = hop.strip()
+                if hop and hop not in self._config.trusted_downstream:
+                    ip = hop
+                    break
+        ip = headers.get("X-Real-Ip", ip).strip()
+        if ip != remote_ip and _valid_ip(ip):
+            remote_ip = ip
+        proto = headers.get("X-Scheme") or headers.get("X-Forwarded-Proto")
+        if proto:
+            proto = proto.split(",")[-1].strip().lower()
+            if proto in ("http", "https"):
+                scheme = proto
+        return remote_ip, scheme
+
+    # -- errors ---------------------------------------------------------------------
+
+    def _on_protocol_error(self, event: http1.ProtocolError) -> None:
+        gen_log.info(
+            "%d %s from %s: %s",
+            event.status,
+            http1.REASONS.get(event.status, ""),
+            self._remote_ip,
+            event.reason,
+        )
+        self.reject(event.status)
+
+    def reject(self, status: int, reason: str | None = None) -> None:
+        """Answer ``status`` with a plain error response, then close.
+
+        If a response has already started, the connection is just closed.
+        """
+        if reason is not None:
+            gen_log.info("%d %s from %s: %s", status, http1.REASONS.get(status, ""),
+                         self._remote_ip, reason)
+        if self._closed:
+            return
+        if self._writer is None:
+            self.transport.write(http1.error_response(status, _date_cache(time.time())))
+        self._close_request(reason="request rejected")
+        self._shutdown()
+
+    def _application_error(self, log: bool = True) -> None:
+        if log:
+            app_log.error("Uncaught exception while serving %r", self._request, exc_info=True)
+        if self._closed:
+            return
+        if self._writer is None:
+            self.transport.write(http1.error_response(500, _date_cache(time.time())))
+        self._close_request(reason="application error")
+        self._shutdown()
+
+    # -- writing -----------------------------------------------------------------------
+
+    def write_head(
+        self,
+        status: int,
+        headers: Iterable[tuple[str, str]],
+        reason: str | None = None,
+        body: bytes = b"",
+        finish: bool = False,
+    ) -> None:
+        """Send the status line and headers, optionally with a body and the end.
+
+        Raises ``ValueError`` for header injection (CR/LF in names or values)
+        and ``RuntimeError`` when a head was already written.
+        """
+        if self._writer is not None:
+            raise RuntimeError("response head already written")
+        if self._closed:
+            return
+        keep_alive = not self.no_keep_alive and self._message_complete
+        writer = http1.ResponseWriter(self._head, keep_alive)
+        data = writer.head(status, list(headers), reason)
+        self._writer = writer
+        if body:
+            data += writer.body(body)
+        if finish:
+            data += writer.end()
+        self.transport.write(data)
+        if finish:
+            self._end_response()
+
+    def write(self, chunk: bytes) -> None:
+        """Send a piece of the body; use ``when_drained()`` to wait for the peer."""
+        if self._closed or not chunk:
+            return
+        writer = self._writer
+        if writer is None:
+            raise RuntimeError("write_head() must come before write()")
+        data = writer.body(chunk)
+        if data:
+            self.transport.write(data)
+
+    def finish(self, trailers: Iterable[tuple[str, str]] | None = None) -> None:
+        """End the response; the next pipelined request is handled after this."""
+        if self._closed:
+            return
+        writer = self._writer
+        if writer is None:
+            raise RuntimeError("write_head() must come before finish()")
+        data = writer.end(trailers)
+        if data:
+            self.transport.write(data)
+        self._end_response()
+
+    def when_drained(self) -> defer.Deferred:
+        """A Deferred fired when the transport wants more data.
+
+        It fires at once unless the transport's buffer is full; it fails with
+        ``StreamClosedError`` if the connection closes first.
+        """
+        if self._closed:
+            return defer.fail(StreamClosedError("connection closed"))
+        if not self._write_paused:
+            return defer.succeed(None)
+        d: defer.Deferred = defer.Deferred()
+        self._drain_waiters.append(d)
+        return d
+
+    def notifyFinish(self) -> defer.Deferred:
+        """The current request's ``notifyFinish()`` (cyclone's name)."""
+        request = self._request
+        if request is None:
+            return defer.succeed(None)
+        return request.notifyFinish()
+
+    def set_max_body_size(self, size: int) -> None:
+        """Body size limit for the current request (call before the body is read)."""
+        self._parser.set_max_body_size(size)
+
+    def set_body_timeout(self, seconds: float | None) -> None:
+        """Body timeout for the current request."""
+        if self._deadline_kind == "body":
+            self._set_deadline("body", seconds)
+
+    def take_over(self, new_protocol: protocol.Protocol) -> None:
+        """Hand the transport to ``new_protocol`` (after a ``101`` response).
+
+        The HTTP parser steps aside; bytes already received after the request
+        are delivered to ``new_protocol`` at once, and from then on
+        ``dataReceived`` and ``connectionLost`` go to it.
+        """
+        rest = self._parser.switch_protocol()
+        self._set_deadline(None)
+        self.transport.unregisterProducer()
+        request = self._request
+        self._request = None
+        self._upgraded = new_protocol
+        if request is not None:
+            request._notify_finished(None)
+        if self._reading_paused:
+            self._reading_paused = False
+            self.transport.resumeProducing()
+        new_protocol.makeConnection(self.transport)
+        if rest:
+            new_protocol.dataReceived(rest)
+
+    def _end_response(self) -> None:
+        writer = self._writer
+        request = self._request
+        keep_alive = writer is not None and writer.keep_alive and self._message_complete
+        self._request = None
+        self._delegate = None
+        self._head = None
+        if request is not None:
+            request._notify_finished(None)
+        if writer is not None and writer.switching:
+            return  # the caller hands the transport over with take_over()
+        if not keep_alive or self.no_keep_alive:
+            self._shutdown()
+            return
+        self._writer = None
+        self._parser.start_next_request()
+        if self._reading_paused and not self._blocked:
+            self._reading_paused = False
+            self.transport.resumeProducing()
+        if self._parser.buffered:
+            self._set_deadline("head")
+            if not self._processing:
+                self._process()
+        else:
+            self._set_deadline("idle")
+
+    def _close_request(self, reason: str) -> None:
+        """The request in flight will get no (further) response."""
+        request = self._request
+        delegate = self._delegate
+        self._request = None
+        self._delegate = None
+        if delegate is not None:
+            try:
+                delegate.on_connection_close()
+            except Exception:
+                app_log.error("Exception in on_connection_close", exc_info=True)
+        if request is not None:
+            request._notify_finished(reason)
+
+    def _shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._set_deadline(None)
+        self.transport.loseConnection()
+
+    # -- IPushProducer (the transport tells us when its buffer is full) ---------------
+
+    def pauseProducing(self) -> None:
+        self._write_paused = True
+
+    def resumeProducing(self) -> None:
+        self._write_paused = False
+        waiters = self._drain_waiters
+        if waiters:
+            self._drain_waiters = []
+            for d in waiters:
+                d.callback(None)
+
+    def stopProducing(self) -> None:
+        self._write_paused = True
+
+    # -- timeouts ---------------------------------------------------------------------------
+
+    def _set_deadline(self, kind: str | None, seconds: float | None = None) -> None:
+        """Arm the single per-connection timer for ``kind``; None disarms it."""
+        if kind is None:
+            self._deadline = None
+            self._deadline_kind = ""
+            return
+        if seconds is None:
+            config = self._config
+            seconds = (
+                config.idle_timeout
+                if kind == "idle"
+                else config.header_timeout if kind == "head" else config.body_timeout
+            )
+        self._deadline_kind = kind
+        if not seconds:
+            self._deadline = None
+            return
+        deadline = self._clock.seconds() + seconds
+        self._deadline = deadline
+        timer = self._timer
+        if timer is None:
+            self._timer = self._clock.callLater(seconds, self._on_timer)
+        elif timer.getTime() > deadline:
+            timer.reset(seconds)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None or self._closed:
+            return
+        now = self._clock.seconds()
+        if now < deadline:
+            self._timer = self._clock.callLater(deadline - now, self._on_timer)
+            return
+        kind = self._deadline_kind
+        self._deadline = None
+        if kind == "idle":
+            self._shutdown()
+            return
+        gen_log.info("408 Request Timeout from %s: %s timeout", self._remote_ip,
+                     "header" if kind == "head" else "body")
+        self.reject(408)
+
+    # -- connection loss ---------------------------------------------------------------------
+
+    def connectionLost(self, reason: failure.Failure = protocol.connectionDone) -> None:
+        upgraded = self._upgraded
+        if upgraded is not None:
+            self._upgraded = None
+            upgraded.connectionLost(reason)
+            return
+        self._closed = True
+        self._deadline = None
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self._request is not None:
+            message = reason.getErrorMessage() if reason is not None else "connection lost"
+            self._close_request(message)
+        waiters = self._drain_waiters
+        if waiters:
+            self._drain_waiters = []
+            for d in waiters:
+                d.errback(StreamClosedError("connection closed"))
+
+
+class HTTPServer(protocol.ServerFactory):
+    """A factory serving ``request_callback``: a callable taking an
+    ``HTTPRequest`` (called once the body is read), or an object with
+    ``start_request(connection, request)`` returning a request delegate.
+
+    Keyword arguments are the settings documented in this module.
+    """
+
+    protocol = HTTPConnection
+
+    def __init__(self, request_callback: Any, **settings: Any) -> None:
+        self.request_callback = request_callback
+        self.settings = settings
+        if hasattr(request_callback, "start_request"):
+            self.start_request = request_callback.start_request
+
+    def __call__(self, request: HTTPRequest) -> Any:
+        return self.request_callback(request)
+

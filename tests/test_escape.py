@@ -1,0 +1,374 @@
+"""cyclone.escape against the outputs Tornado 6 gives for the same input."""
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cyclone import escape
+from cyclone.escape import (
+    json_decode,
+    json_encode,
+    linkify,
+    native_str,
+    parse_qs_bytes,
+    recursive_unicode,
+    squeeze,
+    to_basestring,
+    to_unicode,
+    url_escape,
+    url_unescape,
+    utf8,
+    xhtml_escape,
+    xhtml_unescape,
+)
+
+
+@pytest.mark.parametrize(
+    "raw, escaped",
+    [
+        ("<foo>", "&lt;foo&gt;"),
+        ("<script>alert('x')</script>", "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;"),
+        ('a "quoted" & \'single\'', "a &quot;quoted&quot; &amp; &#x27;single&#x27;"),
+        ("&amp;", "&amp;amp;"),
+        ("plain", "plain"),
+        ("", ""),
+        ("é ü \u2028", "é ü \u2028"),
+        (b"<bytes>", "&lt;bytes&gt;"),
+        ("<\xe9>".encode("utf-8"), "&lt;\xe9&gt;"),
+    ],
+)
+def test_xhtml_escape(raw, escaped):
+    assert xhtml_escape(raw) == escaped
+    assert isinstance(xhtml_escape(raw), str)
+
+
+@pytest.mark.parametrize(
+    "escaped, raw",
+    [
+        ("&lt;foo&gt;", "<foo>"),
+        ("&#39;&#x27;&#X27;", "'''"),
+        ("&amp;amp;", "&amp;"),
+        ("&quot;&apos;", "\"'"),
+        ("&#233;&#xe9;&eacute;", "ééé"),
+        ("&foo; &#xzz; &", "&foo; &#xzz; &"),
+        ("&amp &lt", "& <"),  # HTML5: some names work without ';'
+        ("&#0;&#xd800;", "\ufffd\ufffd"),
+        ("&nbsp;", "\xa0"),
+        (b"&lt;b&gt;", "<b>"),
+    ],
+)
+def test_xhtml_unescape(escaped, raw):
+    assert xhtml_unescape(escaped) == raw
+
+
+@pytest.mark.parametrize(
+    "value", ["<a href=\"x\">'&'</a>", "", "\x00\r\n", "&&&;;;", "é€😀"]
+)
+def test_xhtml_round_trip(value):
+    assert xhtml_unescape(xhtml_escape(value)) == value
+
+
+@pytest.mark.parametrize(
+    "value, plus, expected",
+    [
+        ("a b/c?é", True, "a+b%2Fc%3F%C3%A9"),
+        ("a b/c?é", False, "a%20b/c%3F%C3%A9"),
+        ("~-._", True, "~-._"),
+        ("a+b&c=d", True, "a%2Bb%26c%3Dd"),
+        (b"\xff\x00 ", True, "%FF%00+"),
+        (b"\xff\x00 ", False, "%FF%00%20"),
+        ("", True, ""),
+    ],
+)
+def test_url_escape(value, plus, expected):
+    assert url_escape(value, plus=plus) == expected
+
+
+def test_url_escape_plus_is_default():
+    assert url_escape("a b") == "a+b"
+
+
+@pytest.mark.parametrize(
+    "value, kwargs, expected",
+    [
+        ("a+b%20%C3%A9", {}, "a b é"),
+        (b"a+b%20%C3%A9", {}, "a b é"),
+        ("a+b%20", {"plus": False}, "a+b "),
+        ("%ff", {}, "\ufffd"),
+        ("%E9", {"encoding": "latin1"}, "é"),
+        ("a+b%20", {"encoding": None}, b"a b "),
+        (b"a+b%20", {"encoding": None}, b"a b "),
+        ("a+b%20", {"encoding": None, "plus": False}, b"a+b "),
+        ("%ff%00", {"encoding": None}, b"\xff\x00"),
+        ("100%", {}, "100%"),
+        ("%zz", {"encoding": None}, b"%zz"),
+    ],
+)
+def test_url_unescape(value, kwargs, expected):
+    result = url_unescape(value, **kwargs)
+    assert result == expected
+    assert type(result) is type(expected)
+
+
+@given(st.text())
+def test_url_round_trip(value):
+    assert url_unescape(url_escape(value)) == value
+    assert url_unescape(url_escape(value, plus=False), plus=False) == value
+    assert url_unescape(url_escape(value), encoding=None) == value.encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("</script>", '"<\\/script>"'),
+        ({"a": "</b>"}, '{"a": "<\\/b>"}'),
+        ([1, 2.5, None, True], "[1, 2.5, null, true]"),
+        ("é", '"\\u00e9"'),
+        ("<", '"<"'),
+    ],
+)
+def test_json_encode(value, expected):
+    assert json_encode(value) == expected
+    assert json.loads(expected) == value
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ('{"a": [1, "x"]}', {"a": [1, "x"]}),
+        (b'{"a": "\\u00e9"}', {"a": "é"}),
+        ('"<\\/script>"', "</script>"),
+        ('{"a": 1}'.encode("utf-16"), {"a": 1}),
+    ],
+)
+def test_json_decode(value, expected):
+    assert json_decode(value) == expected
+
+
+def test_json_decode_rejects_garbage():
+    with pytest.raises(ValueError):
+        json_decode("{nope")
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (" a \t\n b ", "a b"),
+        ("a\x00\x01\x1fb", "a b"),
+        ("", ""),
+        ("  \r\n ", ""),
+        ("a\xa0b", "a\xa0b"),  # only ASCII controls and space are squeezed
+    ],
+)
+def test_squeeze(value, expected):
+    assert squeeze(value) == expected
+
+
+@pytest.mark.parametrize(
+    "func, value, expected",
+    [
+        (utf8, "é", b"\xc3\xa9"),
+        (utf8, b"\xff", b"\xff"),
+        (utf8, None, None),
+        (to_unicode, b"\xc3\xa9", "é"),
+        (to_unicode, "x", "x"),
+        (to_unicode, None, None),
+        (native_str, b"a", "a"),
+        (to_basestring, b"a", "a"),
+        (escape._unicode, b"a", "a"),
+    ],
+)
+def test_string_conversions(func, value, expected):
+    assert func(value) == expected
+
+
+@pytest.mark.parametrize("func", [utf8, to_unicode])
+@pytest.mark.parametrize("value", [1, 1.5, bytearray(b"x"), ["a"], object()])
+def test_string_conversions_reject_other_types(func, value):
+    with pytest.raises(TypeError, match="Expected bytes, unicode, or None"):
+        func(value)
+
+
+def test_to_unicode_rejects_invalid_utf8():
+    with pytest.raises(UnicodeDecodeError):
+        to_unicode(b"\xff")
+
+
+def test_recursive_unicode():
+    value = {b"k": [b"v", (b"t", 1, {b"n": None})], "s": b"\xc3\xa9"}
+    assert recursive_unicode(value) == {"k": ["v", ("t", 1, {"n": None})], "s": "é"}
+    assert isinstance(recursive_unicode((b"a",)), tuple)
+    assert recursive_unicode(5) == 5
+
+
+def test_python2_aliases():
+    assert escape.unicode_type is str
+    assert escape.bytes_type is bytes
+    assert escape.basestring_type is str
+
+
+@pytest.mark.parametrize(
+    "qs, kwargs, expected",
+    [
+        ("a=1&b=2&a=3", {}, {"a": [b"1", b"3"], "b": [b"2"]}),
+        ("a=%ff&b=%C3%A9", {}, {"a": [b"\xff"], "b": [b"\xc3\xa9"]}),
+        (b"a=\xe9+x", {}, {"a": [b"\xe9 x"]}),
+        ("a=&b", {}, {}),
+        ("a=&b", {"keep_blank_values": True}, {"a": [b""], "b": [b""]}),
+        ("%C3%A9=x", {}, {"Ã©": [b"x"]}),  # names are latin-1, as in Tornado
+        ("a=1;b=2", {}, {"a": [b"1;b=2"]}),
+        ("", {}, {}),
+    ],
+)
+def test_parse_qs_bytes(qs, kwargs, expected):
+    assert parse_qs_bytes(qs, **kwargs) == expected
+
+
+def test_parse_qs_bytes_strict_parsing():
+    with pytest.raises(ValueError):
+        parse_qs_bytes("a&b=1", strict_parsing=True)
+
+
+def _extra_params_cb(url):
+    if url.startswith("http://example.com"):
+        return 'class="internal"'
+    return 'class="external" rel="nofollow"'
+
+
+LONG = "http://x.com/path/to/something/very/very/long/indeed?query=1&other=2"
+LONG_HREF = LONG.replace("&", "&amp;")
+
+# Outputs of tornado.escape.linkify 6.5 for the same arguments.
+LINKIFY_CASES = [
+    ("Hello http://tornadoweb.org!", {},
+     'Hello <a href="http://tornadoweb.org">http://tornadoweb.org</a>!'),
+    ("hello http://world.com/!", {},
+     'hello <a href="http://world.com/">http://world.com/</a>!'),
+    ("hello http://world.com/with?param=true&stuff=yes", {},
+     'hello <a href="http://world.com/with?param=true&amp;stuff=yes">'
+     "http://world.com/with?param=true&amp;stuff=yes</a>"),
+    ("http://url.com/w(aaa)", {},
+     '<a href="http://url.com/w(aaa)">http://url.com/w(aaa)</a>'),
+    ("http://url.com/w(aaa))", {},
+     '<a href="http://url.com/w(aaa)">http://url.com/w(aaa)</a>)'),
+    ("(see http://example.com)", {},
+     '(see <a href="http://example.com">http://example.com</a>)'),
+    ("http://example.com/a.(b)", {},
+     '<a href="http://example.com/a">http://example.com/a</a>.(b)'),
+    ("see www.example.com.", {},
+     'see <a href="http://www.example.com">www.example.com</a>.'),
+    ("see www.example.com.", {"require_protocol": True}, "see www.example.com."),
+    ("javascript:alert(1)", {}, "javascript:alert(1)"),
+    ("javascript://alert(1)", {}, "javascript://alert(1)"),
+    ("ftp://files.example.org/pub", {}, "ftp://files.example.org/pub"),
+    ("ftp://files.example.org/pub", {"permitted_protocols": ["http", "ftp"]},
+     '<a href="ftp://files.example.org/pub">ftp://files.example.org/pub</a>'),
+    ("mailto:joe@example.com", {"permitted_protocols": ["mailto"]},
+     "mailto:joe@example.com"),
+    ("a http://x.com b", {"extra_params": 'rel="nofollow"'},
+     'a <a href="http://x.com" rel="nofollow">http://x.com</a> b'),
+    ("a http://x.com b", {"extra_params": '  rel="nofollow"  '},
+     'a <a href="http://x.com" rel="nofollow">http://x.com</a> b'),
+    ("http://example.com/x and www.other.org", {"extra_params": _extra_params_cb},
+     '<a href="http://example.com/x" class="internal">http://example.com/x</a> and '
+     '<a href="http://www.other.org" class="external" rel="nofollow">www.other.org</a>'),
+    ("<b>http://x.com/?a=1&b=2</b>", {},
+     '&lt;b&gt;<a href="http://x.com/?a=1&amp;b=2">http://x.com/?a=1&amp;b=2</a>&lt;/b&gt;'),
+    ("http://x.com/?q='a'", {},
+     '<a href="http://x.com/?q">http://x.com/?q</a>=&#x27;a&#x27;'),
+    ('http://x.com/"quoted"', {},
+     '<a href="http://x.com/&quot;quoted">http://x.com/&quot;quoted</a>&quot;'),
+    (LONG, {"shorten": True},
+     f'<a href="{LONG_HREF}" title="{LONG_HREF}">http://x.com/path...</a>'),
+    (LONG, {"shorten": True, "extra_params": 'rel="nofollow"'},
+     f'<a href="{LONG_HREF}" rel="nofollow" title="{LONG_HREF}">http://x.com/path...</a>'),
+    ("www.example.com/a-long-path-segment.html?x=1&y=2&z=3", {"shorten": True},
+     '<a href="http://www.example.com/a-long-path-segment.html?x=1&amp;y=2&amp;z=3" '
+     'title="http://www.example.com/a-long-path-segment.html?x=1&amp;y=2&amp;z=3">'
+     "www.example.com/a-long-p...</a>"),
+    ("http://www.example.com/wpstyle/?p=364.", {"shorten": True},
+     '<a href="http://www.example.com/wpstyle/?p=364" '
+     'title="http://www.example.com/wpstyle/?p=364">http://www.example.com/wpstyle...</a>.'),
+    ("http://a.com/short", {"shorten": True},
+     '<a href="http://a.com/short">http://a.com/short</a>'),
+    ("http://averyveryveryveryveryverylonghostname.example.com/path/x", {"shorten": True},
+     '<a href="http://averyveryveryveryveryverylonghostname.example.com/path/x" '
+     'title="http://averyveryveryveryveryverylonghostname.example.com/path/x">'
+     "http://averyveryveryveryveryve...</a>"),
+    ("http://a.com?aaaaaaaaaaaa=1&bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", {"shorten": True},
+     '<a href="http://a.com?aaaaaaaaaaaa=1&amp;bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" '
+     'title="http://a.com?aaaaaaaaaaaa=1&amp;bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb">'
+     "http://a.com?aaaaaaaaaaaa=1...</a>"),
+    ("https://exampleexample.com/a.html", {"shorten": True},
+     '<a href="https://exampleexample.com/a.html" title="https://exampleexample.com/a.html">'
+     "https://exampleexample.com/a...</a>"),
+    # Shortening would not make it shorter: left alone, no title.
+    ("www.exampleexampleexample.com/aaaaaaaaaa", {"shorten": True},
+     '<a href="http://www.exampleexampleexample.com/aaaaaaaaaa">'
+     "www.exampleexampleexample.com/aaaaaaaaaa</a>"),
+    ("https://localhost:8080/a_b-c/d~e", {},
+     '<a href="https://localhost:8080/a_b-c/d~e">https://localhost:8080/a_b-c/d~e</a>'),
+    ("http:// not a link", {}, '<a href="http://">http://</a> not a link'),
+    ("Unicode: http://例え.jp/パス done", {},
+     'Unicode: <a href="http://例え.jp/パス">http://例え.jp/パス</a> done'),
+    ("two http://a.com and https://b.com/x.", {},
+     'two <a href="http://a.com">http://a.com</a> and <a href="https://b.com/x">https://b.com/x</a>.'),
+    ("no links here & <there>", {}, "no links here &amp; &lt;there&gt;"),
+    (b"bytes http://x.com", {}, 'bytes <a href="http://x.com">http://x.com</a>'),
+]
+
+
+@pytest.mark.parametrize("text, kwargs, expected", LINKIFY_CASES)
+def test_linkify(text, kwargs, expected):
+    assert linkify(text, **kwargs) == expected
+
+
+def test_linkify_permitted_protocols_accepts_a_set():
+    assert linkify("ftp://a.org", permitted_protocols={"ftp"}) == (
+        '<a href="ftp://a.org">ftp://a.org</a>'
+    )
+
+
+def test_linkify_callable_gets_the_href():
+    seen = []
+
+    def params(url):
+        seen.append(url)
+        return ""
+
+    linkify("www.a.com and https://b.com", extra_params=params)
+    assert seen == ["http://www.a.com", "https://b.com"]
+
+
+def _strip_links(html):
+    out = html.replace("</a>", "")
+    while "<a href=" in out:
+        start = out.index("<a href=")
+        out = out[:start] + out[out.index(">", start) + 1 :]
+    return out
+
+
+_LINKIFY_PIECES = list("ab:/.()&;'\"<> w\t") + ["http://", "www.", "&amp;", "&quot;"]
+
+
+@given(st.lists(st.sampled_from(_LINKIFY_PIECES)).map("".join))
+def test_linkify_adds_only_its_own_tags(text):
+    # Whatever the input, the only markup in the output is the <a> tags
+    # linkify adds, and removing them gives back the escaped input.
+    assert xhtml_unescape(_strip_links(linkify(text))) == text
+    for out in (linkify(text, shorten=True), linkify(text, require_protocol=True)):
+        stripped = _strip_links(out)
+        assert "<" not in stripped and ">" not in stripped and '"' not in stripped
+
+
+def test_linkify_is_linear_on_pathological_input():
+    # Long runs of punctuation after a URL, and a huge www. chain: a
+    # backtracking pattern would not return on these.
+    punct = "!." * 50000
+    assert linkify("http://a.com/" + punct + " tail") == (
+        '<a href="http://a.com/">http://a.com/</a>' + punct + " tail"
+    )
+    chain = "www." * 20000
+    assert linkify(chain) == f'<a href="http://{chain[:-1]}">{chain[:-1]}</a>.'

@@ -1,0 +1,676 @@
+"""cyclone.httpserver over real sockets: keep-alive, pipelining, 100-continue,
+HEAD, chunked bodies, limits, timeouts, takeover, backpressure, disconnects.
+
+Clients are the stdlib's ``http.client`` and raw sockets (for byte-exact
+requests), run in threads so the reactor keeps serving.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import socket
+import ssl
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, protocol, reactor, threads
+
+from cyclone import http1
+from cyclone.httpserver import HTTPServer, StreamClosedError
+
+from .conftest import parse_responses, poll_until, raw_exchange
+
+inline = pytest_twisted.inlineCallbacks
+
+
+class Recorder:
+    """A request delegate factory that serves a handful of test routes."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.connections: list[int] = []
+        self.closed: list[str] = []
+        self.finish_results: list = []
+        self.big_generated = 0
+        self.big_waiting = False
+        self.big_total = 0
+        self.stream_chunks: list[bytes] = []
+        self.upgraded: list[protocol.Protocol] = []
+
+    def start_request(self, connection, request):
+        self.connections.append(id(connection))
+        return RouteDelegate(self, connection, request)
+
+
+class Echo(protocol.Protocol):
+    def dataReceived(self, data):
+        self.transport.write(data.upper())
+
+
+class RouteDelegate:
+    def __init__(self, app: Recorder, connection, request) -> None:
+        self.app = app
+        self.connection = connection
+        self.request = request
+        self.chunks: list[bytes] = []
+
+    def headers_received(self):
+        if self.request.path == "/stream-slow":
+            # the consumer needs time for each chunk: reading must pause
+            return None
+        return None
+
+    def data_received(self, chunk):
+        if self.request.path == "/stream-slow":
+            self.app.stream_chunks.append(chunk)
+            d = defer.Deferred()
+            reactor.callLater(0.01, d.callback, None)
+            return d
+        self.chunks.append(chunk)
+        return None
+
+    def on_connection_close(self):
+        self.app.closed.append(self.request.path)
+
+    def reply(self, body: bytes, status: int = 200, headers=None) -> None:
+        head = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+        head += headers or []
+        self.connection.write_head(status, head, body=body, finish=True)
+
+    def finish(self):
+        app, request = self.app, self.request
+        request.body = b"".join(self.chunks)
+        path = request.path
+        app.events.append("start " + path)
+        request.notifyFinish().addCallback(app.finish_results.append)
+        if path == "/":
+            self.reply(b"hello")
+        elif path == "/slow":
+            def later():
+                app.events.append("finish /slow")
+                self.reply(b"slow")
+            reactor.callLater(0.2, later)
+        elif path == "/echo":
+            self.reply(request.body)
+        elif path == "/stream-slow":
+            self.reply(b"%d" % sum(len(c) for c in app.stream_chunks))
+        elif path == "/info":
+            request._parse_body()
+            info = {
+                "method": request.method,
+                "uri": request.uri,
+                "path": request.path,
+                "query": request.query,
+                "version": request.version,
+                "remote_ip": request.remote_ip,
+                "protocol": request.protocol,
+                "host": request.host,
+                "host_name": request.host_name,
+                "full_url": request.full_url(),
+                "arguments": {k: [v.decode() for v in vs] for k, vs in request.arguments.items()},
+                "query_arguments": {k: [v.decode() for v in vs] for k, vs in request.query_arguments.items()},
+                "body_arguments": {k: [v.decode() for v in vs] for k, vs in request.body_arguments.items()},
+                "files": {k: [f.filename for f in fs] for k, fs in request.files.items()},
+                "cookies": {k: m.value for k, m in request.cookies.items()},
+                "header": request.headers.get("X-Test", ""),
+                "http11": request.supports_http_1_1(),
+            }
+            self.reply(json.dumps(info).encode(), headers=[("X-Json", "1")])
+        elif path == "/chunked":
+            self.connection.write_head(200, [("Content-Type", "text/plain")])
+            for piece in (b"one,", b"two,", b"three"):
+                self.connection.write(piece)
+            self.connection.finish()
+        elif path == "/hold":
+            pass  # never answered: the client hangs up
+        elif path == "/close-me":
+            self.connection.no_keep_alive = True
+            self.reply(b"bye")
+        elif path == "/upgrade":
+            self.connection.write_head(101, [("Upgrade", "echo"), ("Connection", "Upgrade")],
+                                       finish=True)
+            echo = Echo()
+            app.upgraded.append(echo)
+            self.connection.take_over(echo)
+        elif path == "/big":
+            self.stream_big()
+        else:
+            self.reply(b"not found", status=404)
+
+    @defer.inlineCallbacks
+    def stream_big(self):
+        app = self.app
+        piece = b"x" * 65536
+        total = app.big_total
+        self.connection.write_head(200, [("Content-Length", str(total))])
+        sent = 0
+        while sent < total:
+            self.connection.write(piece)
+            sent += len(piece)
+            app.big_generated = sent
+            app.big_waiting = True
+            try:
+                yield self.connection.when_drained()
+            except StreamClosedError:
+                return
+            app.big_waiting = False
+        self.connection.finish()
+
+
+@pytest.fixture
+def app():
+    return Recorder()
+
+
+@pytest.fixture
+def serve(listen, app):
+    def _serve(**settings) -> int:
+        return listen(HTTPServer(app, **settings))
+    return _serve
+
+
+def fetch(port: int, method: str, path: str, body=None, headers=None, conn=None):
+    """One request with http.client; returns (status, headers, body, connection)."""
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    return response.status, response.msg, response.read(), conn
+
+
+def in_thread(fn, *args, **kwargs):
+    return threads.deferToThread(fn, *args, **kwargs)
+
+
+# -- keep-alive ---------------------------------------------------------------------------
+
+
+@inline
+def test_keep_alive_reuses_one_connection(serve, app):
+    port = serve()
+
+    def client():
+        status1, _, body1, conn = fetch(port, "GET", "/")
+        status2, _, body2, _ = fetch(port, "GET", "/echo", body=b"abc", conn=conn)
+        conn.close()
+        return status1, body1, status2, body2
+
+    result = yield in_thread(client)
+    assert result == (200, b"hello", 200, b"abc")
+    assert len(app.connections) == 2 and len(set(app.connections)) == 1
+
+
+@inline
+def test_http10_closes_unless_keep_alive_asked(serve):
+    port = serve()
+    data = yield in_thread(raw_exchange, port, b"GET / HTTP/1.0\r\n\r\n")
+    [(status, headers, body)] = parse_responses(data)
+    assert (status, body) == (200, b"hello")
+    assert headers["Connection"] == "close"
+
+    two = (b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"
+           b"GET /echo HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi")
+    data = yield in_thread(raw_exchange, port, two)
+    responses = parse_responses(data)
+    assert [(s, b) for s, _, b in responses] == [(200, b"hello"), (200, b"hi")]
+    assert responses[0][1]["Connection"] == "keep-alive"
+    assert responses[1][1]["Connection"] == "close"
+
+
+@pytest.mark.parametrize("token", ["close", "Close", "CLOSE", "keep-alive, close"])
+@inline
+def test_connection_close_is_echoed_and_honoured(serve, token):
+    port = serve()
+    request = f"GET / HTTP/1.1\r\nHost: x\r\nConnection: {token}\r\n\r\n".encode()
+    # a second request after close must not be answered
+    data = yield in_thread(raw_exchange, port, request + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    [(status, headers, body)] = parse_responses(data)
+    assert status == 200 and headers["Connection"] == "close"
+
+
+@inline
+def test_handler_no_keep_alive_closes(serve):
+    port = serve()
+    data = yield in_thread(raw_exchange, port,
+                           b"GET /close-me HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    [(status, headers, body)] = parse_responses(data)
+    assert (status, body, headers["Connection"]) == (200, b"bye", "close")
+
+
+@inline
+def test_server_setting_no_keep_alive(serve):
+    port = serve(no_keep_alive=True)
+    data = yield in_thread(raw_exchange, port,
+                           b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert len(parse_responses(data)) == 1
+
+
+# -- pipelining -----------------------------------------------------------------------------
+
+
+@inline
+def test_pipelining_waits_for_slow_first_response(serve, app):
+    port = serve()
+    requests = (b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nend")
+    data = yield in_thread(raw_exchange, port, requests)
+    bodies = [body for _, _, body in parse_responses(data)]
+    assert bodies == [b"slow", b"hello", b"end"]
+    assert app.events == ["start /slow", "finish /slow", "start /", "start /echo"]
+
+
+@inline
+def test_pipelined_head_then_get(serve):
+    port = serve()
+    data = yield in_thread(raw_exchange, port,
+                           b"HEAD /chunked HTTP/1.1\r\nHost: x\r\n\r\n"
+                           b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+                           b"GET /chunked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    responses = parse_responses(data, methods=["HEAD", "HEAD", "GET"])
+    assert [(s, b) for s, _, b in responses] == [(200, b""), (200, b""), (200, b"one,two,three")]
+    # HEAD carries the headers of the GET (Content-Length of the body) but no bytes
+    assert responses[1][1]["Content-Length"] == "5"
+    assert data.count(b"hello") == 0
+
+
+# -- bodies ------------------------------------------------------------------------------------
+
+
+@inline
+def test_chunked_request_body_and_chunked_response(serve):
+    port = serve()
+    request = (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-Trailer: yes\r\n\r\n"
+               b"GET /chunked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = yield in_thread(raw_exchange, port, request)
+    (s1, _, b1), (s2, h2, b2) = parse_responses(data)
+    assert (s1, b1) == (200, b"Wikipedia")
+    assert (s2, b2) == (200, b"one,two,three")
+    assert h2["Transfer-Encoding"] == "chunked" and "Content-Length" not in h2
+
+
+@inline
+def test_http_client_reads_chunked_response(serve):
+    port = serve()
+    status, headers, body, conn = yield in_thread(fetch, port, "GET", "/chunked")
+    conn.close()
+    assert (status, body) == (200, b"one,two,three")
+
+
+@inline
+def test_request_attributes(serve):
+    port = serve()
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/info?a=1&a=2&empty=&b=%C3%A9",
+                     body="c=3&a=4",
+                     headers={"Content-Type": "application/x-www-form-urlencoded",
+                              "Cookie": 'k=v; q="quoted"', "X-Test": "caf\xe9",
+                              "Host": "Example.COM:8080"})
+        response = conn.getresponse()
+        return json.loads(response.read())
+
+    info = yield in_thread(client)
+    assert info["method"] == "POST"
+    assert info["path"] == "/info"
+    assert info["query"] == "a=1&a=2&empty=&b=%C3%A9"
+    assert info["query_arguments"] == {"a": ["1", "2"], "empty": [""], "b": ["é"]}
+    assert info["body_arguments"] == {"c": ["3"], "a": ["4"]}
+    assert info["arguments"] == {"a": ["1", "2", "4"], "empty": [""], "b": ["é"], "c": ["3"]}
+    assert info["host"] == "Example.COM:8080" and info["host_name"] == "example.com"
+    assert info["full_url"] == "http://Example.COM:8080/info?a=1&a=2&empty=&b=%C3%A9"
+    assert info["cookies"] == {"k": "v", "q": "quoted"}
+    assert info["header"] == "caf\xe9"  # obs-text decoded as latin-1
+    assert info["remote_ip"] == "127.0.0.1" and info["protocol"] == "http"
+    assert info["http11"] is True
+
+
+@inline
+def test_multipart_files(serve):
+    port = serve()
+    body = (b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\n"
+            b"Content-Type: text/plain\r\n\r\nfile body\r\n"
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"n\"\r\n\r\nv\r\n--XyZ--\r\n")
+
+    def client():
+        status, _, data, conn = fetch(port, "POST", "/info", body=body,
+                                      headers={"Content-Type": "multipart/form-data; boundary=XyZ"})
+        conn.close()
+        return json.loads(data)
+
+    info = yield in_thread(client)
+    assert info["files"] == {"f": ["a.txt"]}
+    assert info["body_arguments"] == {"n": ["v"]}
+
+
+@inline
+def test_streaming_consumer_pauses_reading(serve, app):
+    port = serve()
+    body = b"z" * 300_000
+    status, _, data, conn = yield in_thread(fetch, port, "POST", "/stream-slow", body=body)
+    conn.close()
+    assert status == 200 and data == b"300000"
+    assert b"".join(app.stream_chunks) == body
+    assert len(app.stream_chunks) > 1
+
+
+# -- 100-continue -------------------------------------------------------------------------------
+
+
+def continue_exchange(port: int, head: bytes, body: bytes) -> tuple[bytes, bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head)
+        first = sock.recv(65536)
+        if first.startswith(b"HTTP/1.1 100"):
+            sock.sendall(body)
+        rest = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+    return first, rest
+
+
+@inline
+def test_expect_100_continue(serve):
+    port = serve()
+    head = (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Expect: 100-continue\r\nConnection: close\r\n\r\n")
+    first, rest = yield in_thread(continue_exchange, port, head, b"12345")
+    assert first == http1.CONTINUE_RESPONSE
+    [(status, _, body)] = parse_responses(rest)
+    assert (status, body) == (200, b"12345")
+
+
+@inline
+def test_expect_100_continue_not_sent_when_body_too_large(serve):
+    port = serve(max_body_size=4)
+    head = (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Expect: 100-continue\r\n\r\n")
+    first, rest = yield in_thread(continue_exchange, port, head, b"12345")
+    [(status, headers, _)] = parse_responses(first + rest)
+    assert status == 413 and headers["Connection"] == "close"
+
+
+@inline
+def test_expect_100_continue_ignored_for_http10(serve):
+    port = serve()
+    request = (b"POST /echo HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n12345")
+    data = yield in_thread(raw_exchange, port, request)
+    assert not data.startswith(b"HTTP/1.1 100")
+    [(status, _, body)] = parse_responses(data)
+    assert (status, body) == (200, b"12345")
+
+
+# -- bad input -----------------------------------------------------------------------------------
+
+BAD_REQUESTS = [
+    ("cl-and-te", b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("smuggle-te-cl", b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                      b"Content-Length: 40\r\n\r\n0\r\n\r\nGET /hold HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("bad-cl", b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc", 400),
+    ("dup-cl", b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400),
+    ("te-gzip", b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+    ("obs-fold", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400),
+    ("space-colon", b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400),
+    ("bare-lf", b"GET / HTTP/1.1\nHost: x\n\n", 400),
+    ("nul", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", 400),
+    ("no-host", b"GET / HTTP/1.1\r\n\r\n", 400),
+    ("two-hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    ("http2", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    ("bad-version", b"GET / HTTP/1.x\r\nHost: x\r\n\r\n", 400),
+    ("utf8-target", "GET /caf\u00e9 HTTP/1.1\r\nHost: x\r\n\r\n".encode("utf-8"), 400),
+    ("latin1-garbage-target", b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("bad-chunk", b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", 400),
+    ("expect-other", b"GET / HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n\r\n", 417),
+]
+
+
+@pytest.mark.parametrize("name,request_bytes,status", BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
+@inline
+def test_bad_input_gets_status_and_close(serve, app, caplog, name, request_bytes, status):
+    port = serve()
+    # a keep-alive neighbour must keep working around the bad request
+    neighbour = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    first = yield in_thread(fetch, port, "GET", "/", conn=neighbour)
+    with caplog.at_level(logging.INFO, logger="cyclone"):
+        data = yield in_thread(raw_exchange, port, request_bytes)
+    [(got, headers, body)] = parse_responses(data)
+    assert got == status
+    assert headers["Connection"] == "close"
+    assert body.startswith(str(status).encode())
+    assert "/hold" not in app.events and "start /hold" not in app.events
+    records = [r for r in caplog.records if r.name.startswith("cyclone")]
+    assert len(records) == 1 and records[0].exc_info is None
+    second = yield in_thread(fetch, port, "GET", "/echo", body=b"still", conn=neighbour)
+    neighbour.close()
+    assert first[:1] == (200,) and second[2] == b"still"
+
+
+# -- limits -------------------------------------------------------------------------------------------
+
+LIMIT_CASES = [
+    ("request-line", {"max_request_line": 64},
+     b"GET /" + b"a" * 100 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    ("request-line-no-crlf", {"max_request_line": 64}, b"GET /" + b"a" * 100, 414),
+    ("header-size", {"max_header_size": 100},
+     b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 200 + b"\r\n\r\n", 431),
+    ("header-count", {"max_header_count": 5},
+     b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(10)) + b"\r\n", 431),
+    ("body-cl", {"max_body_size": 10},
+     b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n", 413),
+    ("body-chunked", {"max_body_size": 10},
+     b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n", 413),
+    ("chunk-line", {"max_chunk_size_line": 16},
+     b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;" + b"e" * 40 + b"\r\n", 400),
+]
+
+
+@pytest.mark.parametrize("name,settings,request_bytes,status", LIMIT_CASES, ids=[c[0] for c in LIMIT_CASES])
+@inline
+def test_limits(serve, name, settings, request_bytes, status):
+    port = serve(**settings)
+    data = yield in_thread(raw_exchange, port, request_bytes)
+    [(got, headers, _)] = parse_responses(data)
+    assert got == status and headers["Connection"] == "close"
+
+
+@inline
+def test_limits_allow_requests_under_them(serve):
+    port = serve(max_body_size=10, max_header_count=5, max_request_line=64)
+    data = yield in_thread(raw_exchange, port,
+                           b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\n0123456789")
+    [(status, _, body)] = parse_responses(data)
+    assert (status, body) == (200, b"0123456789")
+
+
+# -- timeouts -------------------------------------------------------------------------------------------
+
+
+@inline
+def test_idle_timeout_closes_silently(serve):
+    port = serve(idle_connection_timeout=0.2)
+    data = yield in_thread(raw_exchange, port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    [(status, _, body)] = parse_responses(data)  # one answer, then a silent close
+    assert (status, body) == (200, b"hello")
+
+
+@inline
+def test_header_timeout_answers_408(serve):
+    port = serve(header_timeout=0.2)
+    data = yield in_thread(raw_exchange, port, b"GET / HTTP/1.1\r\nHost: x\r\n")
+    [(status, headers, _)] = parse_responses(data)
+    assert status == 408 and headers["Connection"] == "close"
+
+
+@inline
+def test_body_timeout_answers_408(serve, app):
+    port = serve(body_timeout=0.2)
+    data = yield in_thread(raw_exchange, port,
+                           b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+    [(status, headers, _)] = parse_responses(data)
+    assert status == 408 and headers["Connection"] == "close"
+    assert app.closed == ["/echo"]
+
+
+@inline
+def test_timeouts_do_not_hit_active_requests(serve):
+    # the slow handler takes longer than every timeout; it must still answer
+    port = serve(idle_connection_timeout=0.05, header_timeout=0.05, body_timeout=0.05)
+    data = yield in_thread(raw_exchange, port, b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    [(status, _, body)] = parse_responses(data)
+    assert (status, body) == (200, b"slow")
+
+
+# -- takeover -------------------------------------------------------------------------------------------
+
+
+@inline
+def test_takeover_after_101(serve, app):
+    port = serve()
+
+    def client():
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /upgrade HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\n"
+                         b"Connection: Upgrade\r\n\r\nearly bytes|")
+            received = b""
+            while not received.endswith(b"EARLY BYTES|"):
+                received += sock.recv(65536)
+            sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            while not received.endswith(b"GET / HTTP/1.1\r\n\r\n".upper()):
+                received += sock.recv(65536)
+            return received
+
+    data = yield in_thread(client)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 Switching Protocols")
+    assert b"Transfer-Encoding" not in head and b"Connection: close" not in head
+    assert rest == b"EARLY BYTES|GET / HTTP/1.1\r\n\r\n".upper()
+    assert len(app.upgraded) == 1
+
+
+# -- backpressure -------------------------------------------------------------------------------------------
+
+
+@inline
+def test_slow_reader_does_not_grow_server_memory(serve, app):
+    app.big_total = 64 * 1024 * 1024
+    port = serve()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    try:
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        # the client reads nothing: the server must stop producing
+        yield poll_until(lambda: app.big_waiting and app.big_generated > 0)
+        stalled_at = app.big_generated
+        yield poll_until(lambda: True)  # let the reactor run a little more
+        assert app.big_generated == stalled_at
+        assert stalled_at < 16 * 1024 * 1024  # buffers only, not the whole 64 MiB
+
+        def read_all():
+            total = 0
+            while True:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    return total
+                total += len(chunk)
+
+        received = yield in_thread(read_all)
+    finally:
+        sock.close()
+    head_len = received - app.big_total
+    assert 0 < head_len < 200
+    assert app.big_generated == app.big_total
+
+
+# -- disconnect notification ------------------------------------------------------------------------------
+
+
+@inline
+def test_disconnect_notifies_request_in_flight_once(serve, app):
+    port = serve()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+    yield poll_until(lambda: "start /hold" in app.events)
+    sock.close()
+    yield poll_until(lambda: app.closed)
+    yield poll_until(lambda: app.finish_results)
+    assert app.closed == ["/hold"]
+    assert len(app.finish_results) == 1 and app.finish_results[0] is not None
+
+
+@inline
+def test_disconnect_after_finished_request_notifies_nothing(serve, app):
+    port = serve()
+
+    def client():
+        status, _, body, conn = fetch(port, "GET", "/")
+        status, _, body, conn = fetch(port, "GET", "/", conn=conn)
+        conn.close()
+        return status
+
+    assert (yield in_thread(client)) == 200
+    yield poll_until(lambda: len(app.finish_results) == 2)
+    assert app.closed == []
+    assert app.finish_results == [None, None]
+
+
+# -- xheaders and TLS ---------------------------------------------------------------------------------------
+
+
+def info(port, headers):
+    status, _, body, conn = fetch(port, "GET", "/info", headers=headers)
+    conn.close()
+    return json.loads(body)
+
+
+@pytest.mark.parametrize("headers,remote_ip,proto", [
+    ({"X-Real-Ip": "10.1.2.3"}, "10.1.2.3", "http"),
+    ({"X-Forwarded-For": "1.1.1.1, 10.0.0.9"}, "10.0.0.9", "http"),
+    ({"X-Forwarded-For": "1.1.1.1, 10.0.0.9, 10.0.0.1"}, "10.0.0.9", "http"),  # 10.0.0.1 trusted
+    ({"X-Forwarded-For": "not-an-ip"}, "127.0.0.1", "http"),
+    ({"X-Real-Ip": "::1"}, "::1", "http"),
+    ({"X-Scheme": "https"}, "127.0.0.1", "https"),
+    ({"X-Forwarded-Proto": "https"}, "127.0.0.1", "https"),
+    ({"X-Forwarded-Proto": "gopher"}, "127.0.0.1", "http"),
+])
+@inline
+def test_xheaders(serve, headers, remote_ip, proto):
+    port = serve(xheaders=True, trusted_downstream=["10.0.0.1"])
+    result = yield in_thread(info, port, headers)
+    assert (result["remote_ip"], result["protocol"]) == (remote_ip, proto)
+
+
+@inline
+def test_xheaders_ignored_when_off(serve):
+    port = serve()
+    result = yield in_thread(info, port, {"X-Real-Ip": "10.1.2.3", "X-Scheme": "https"})
+    assert (result["remote_ip"], result["protocol"]) == ("127.0.0.1", "http")
+
+
+@inline
+def test_tls_sets_protocol_https(app, self_signed):
+    from twisted.internet import ssl as tssl
+
+    cert, key = self_signed
+    context = tssl.DefaultOpenSSLContextFactory(key, cert)
+    port = reactor.listenSSL(0, HTTPServer(app), context, interface="127.0.0.1")
+    try:
+        def client():
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            conn = http.client.HTTPSConnection("127.0.0.1", port.getHost().port, context=ctx, timeout=10)
+            conn.request("GET", "/info")
+            return json.loads(conn.getresponse().read())
+
+        result = yield in_thread(client)
+    finally:
+        yield port.stopListening()
+    assert result["protocol"] == "https"
+    assert result["full_url"].startswith("https://")
