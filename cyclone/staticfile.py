@@ -1,0 +1,419 @@
+"""cyclone.staticfile: ``StaticFileHandler``, Tornado 6's static file server.
+
+Serve a directory::
+
+    app = cyclone.web.Application([
+        (r"/static/(.*)", StaticFileHandler, {"path": "/var/www"}),
+    ])
+
+or let the ``static_path`` setting add the routes for ``static_url_prefix``
+("/static/"), ``/favicon.ico`` and ``/robots.txt``.
+
+What it does:
+
+* a strong ``Etag`` (the MD5 of the content, cached per file; see
+  ``static_hash_cache``), ``Last-Modified``, ``Accept-Ranges: bytes``;
+* ``If-None-Match`` (weak comparison, ``*``), and when that header is absent
+  ``If-Modified-Since``, answer 304;
+* one ``Range: bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` answers 206 with
+  ``Content-Range``; a range that starts past the end (or ``bytes=-0``)
+  answers 416 with ``Content-Range: bytes */size``; a range that covers the
+  whole file answers 200 (Chrome refuses a 206 there for audio); a header we
+  do not understand (another unit, several ranges, ``bytes=5-3``) is ignored,
+  as RFC 9110 allows, and so is a ``Range`` whose ``If-Range`` does not match;
+* a request with a ``v`` argument (``static_url`` adds ``?v=<hash>``) gets a
+  ten-year ``Expires``/``Cache-Control``;
+* the body is read from disk in 64 KiB pieces and each one is flushed before
+  the next is read, so a slow client never makes the server hold the file.
+
+Override points (as in Tornado): ``get_absolute_path``,
+``validate_absolute_path``, ``get_content``, ``get_content_version``,
+``get_content_size``, ``get_modified_time``, ``get_content_type``,
+``get_cache_time``, ``set_extra_headers``, ``parse_url_path``,
+``compute_etag``, ``should_return_304``, ``make_static_url``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import hashlib
+import mimetypes
+import os
+import re
+import threading
+from typing import Any, Iterable, Iterator
+
+from cyclone.httpserver import StreamClosedError
+from cyclone.log import gen_log
+from cyclone.web import HTTPError, RequestHandler
+
+__all__ = ["StaticFileHandler"]
+
+_CHUNK_SIZE = 64 * 1024
+# RFC 9110 §14.1.2: one byte-range-spec; several (comma separated) are not served
+_BYTE_RANGE_RE = re.compile(r"(\d*)-(\d*)")
+
+
+class _Unsatisfiable(Exception):
+    """The Range header is valid but selects no byte of the file (416)."""
+
+
+def _parse_byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """``(start, end)`` (end exclusive, clipped to ``size``) for a single
+    ``bytes=`` range, None when the header should be ignored; raises
+    ``_Unsatisfiable`` when the range selects nothing."""
+    unit, sep, spec = header.partition("=")
+    if not sep or unit.strip().lower() != "bytes":
+        return None
+    match = _BYTE_RANGE_RE.fullmatch(spec.strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first:
+        if not last:
+            return None
+        suffix = int(last)
+        if suffix == 0:
+            raise _Unsatisfiable()
+        start, end = max(size - suffix, 0), size
+    else:
+        start = int(first)
+        if last:
+            if int(last) < start:
+                return None  # RFC 9110 §14.1.1: invalid, so ignored
+            end = min(int(last) + 1, size)
+        else:
+            end = size
+    if start >= size:
+        raise _Unsatisfiable()
+    return start, end
+
+
+def _parse_http_date(value: str) -> datetime.datetime | None:
+    """An HTTP date as an aware UTC datetime, None if it does not parse."""
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return _as_utc(parsed)
+
+
+def _as_utc(value: datetime.datetime) -> datetime.datetime:
+    # naive datetimes (from an overridden get_modified_time, or a "-0000" date) are UTC
+    if value.tzinfo is None:
+        return value.replace(tzinfo=datetime.timezone.utc)
+    return value.astimezone(datetime.timezone.utc)
+
+
+def _inside(root: str, path: str) -> bool:
+    """True when ``path`` is ``root`` or below it, after resolving symlinks."""
+    real_root = os.path.realpath(root)
+    real_path = os.path.realpath(path)
+    if not real_root.endswith(os.path.sep):
+        real_root += os.path.sep
+    return (real_path + os.path.sep).startswith(real_root)
+
+
+class StaticFileHandler(RequestHandler):
+    """Serve the files below a directory (``initialize(path, default_filename=None)``).
+
+    URL spec: ``(r"/static/(.*)", StaticFileHandler, {"path": root})``; the
+    group is the file's path relative to ``root``.
+    """
+
+    #: seconds of caching for versioned requests (``?v=``): ten years
+    CACHE_MAX_AGE = 86400 * 365 * 10
+
+    # content hashes by (class, absolute path): a subclass may hash differently
+    _static_hashes: dict[tuple[type, str], str | None] = {}
+    _lock = threading.Lock()
+
+    def initialize(self, path: str, default_filename: str | None = None) -> None:
+        self.root = path
+        self.default_filename = default_filename
+        #: the URL path after ``parse_url_path`` (set by ``get``)
+        self.path: str | None = None
+        #: the validated file path (set by ``get``)
+        self.absolute_path: str | None = None
+        #: ``get_modified_time()`` of this request's file
+        self.modified: datetime.datetime | None = None
+        self._stat_result: os.stat_result | None = None
+
+    # -- class-level API ----------------------------------------------------------------
+
+    @classmethod
+    def reset(cls) -> None:
+        """Forget every cached content hash (web.py calls this per request when
+        ``static_hash_cache`` is False)."""
+        with cls._lock:
+            # mutate the one shared dict: a subclass's reset() must clear it too
+            StaticFileHandler._static_hashes.clear()
+
+    @classmethod
+    def make_static_url(cls, settings: dict[str, Any], path: str, include_version: bool = True) -> str:
+        """``static_url_prefix + path``, plus ``?v=<content hash>`` when
+        ``include_version`` and the file can be read."""
+        url = settings.get("static_url_prefix", "/static/") + path
+        if not include_version:
+            return url
+        version = cls.get_version(settings, path)
+        if not version:
+            return url
+        return f"{url}?v={version}"
+
+    @classmethod
+    def get_version(cls, settings: dict[str, Any], path: str) -> str | None:
+        """The content hash of ``path`` below ``settings["static_path"]``
+        (None if unreadable); cached unless ``static_hash_cache`` is False."""
+        absolute_path = cls.get_absolute_path(settings["static_path"], path)
+        if settings.get("static_hash_cache", True) is False:
+            return cls._compute_version(absolute_path)
+        return cls._get_cached_version(absolute_path)
+
+    @classmethod
+    def _get_cached_version(cls, absolute_path: str) -> str | None:
+        key = (cls, absolute_path)
+        with cls._lock:
+            hashes = StaticFileHandler._static_hashes
+            if key not in hashes:
+                hashes[key] = cls._compute_version(absolute_path)
+            return hashes[key]
+
+    @classmethod
+    def _compute_version(cls, absolute_path: str) -> str | None:
+        try:
+            return cls.get_content_version(absolute_path) or None
+        except Exception:
+            gen_log.error("Could not open static file %r", absolute_path, exc_info=True)
+            return None
+
+    @classmethod
+    def get_absolute_path(cls, root: str, path: str) -> str:
+        """``path`` (relative, from the URL) joined to ``root``, normalised;
+        not checked: ``validate_absolute_path`` does that."""
+        return os.path.abspath(os.path.join(root, path))
+
+    @classmethod
+    def get_content(
+        cls, abspath: str, start: int | None = None, end: int | None = None
+    ) -> Iterator[bytes] | bytes:
+        """The bytes of ``abspath`` from ``start`` to ``end`` (exclusive), as
+        an iterator of pieces of at most 64 KiB. An override may return bytes."""
+        with open(abspath, "rb") as f:
+            if start is not None:
+                f.seek(start)
+            remaining = None if end is None else end - (start or 0)
+            while remaining is None or remaining > 0:
+                want = _CHUNK_SIZE if remaining is None else min(_CHUNK_SIZE, remaining)
+                chunk = f.read(want)
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    @classmethod
+    def get_content_version(cls, abspath: str) -> str:
+        """The MD5 hex digest of ``get_content(abspath)`` (the ETag and ``?v=``)."""
+        hasher = hashlib.md5(usedforsecurity=False)
+        content = cls.get_content(abspath)
+        if isinstance(content, bytes):
+            hasher.update(content)
+        else:
+            for chunk in content:
+                hasher.update(chunk)
+        return hasher.hexdigest()
+
+    # -- per-request hooks ----------------------------------------------------------------
+
+    def parse_url_path(self, url_path: str) -> str:
+        """The file path (relative to the root) for the URL's path group."""
+        if os.path.sep != "/":
+            url_path = url_path.replace("/", os.path.sep)
+        return url_path
+
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
+        """The file to serve, or None when a response was already sent (the
+        redirect of a directory to its trailing-slash URL).
+
+        Raises 403 for a path outside ``root`` (symlinks are followed for the
+        check), a directory without ``default_filename``, or anything that is
+        not a regular file; 404 when nothing is there.
+        """
+        if "\x00" in absolute_path:
+            raise HTTPError(404)  # no file name holds a NUL; os.stat would raise ValueError
+        if not _inside(root, absolute_path):
+            raise HTTPError(403, "%s is not in root static directory", self.path)
+        if os.path.isdir(absolute_path) and self.default_filename is not None:
+            request_path = self.request.path
+            if not request_path.endswith("/"):
+                if request_path.startswith("//"):
+                    # "//host/..." in Location is a protocol-relative URL: an open redirect
+                    raise HTTPError(403, "cannot redirect path with two initial slashes")
+                self.redirect(request_path + "/", permanent=True)
+                return None
+            absolute_path = os.path.join(absolute_path, self.default_filename)
+            if not _inside(root, absolute_path):
+                raise HTTPError(403, "%s is not in root static directory", self.path)
+        if not os.path.exists(absolute_path):
+            raise HTTPError(404)
+        if not os.path.isfile(absolute_path):
+            raise HTTPError(403, "%s is not a file", self.path)
+        return absolute_path
+
+    def _stat(self) -> os.stat_result:
+        assert self.absolute_path is not None
+        if self._stat_result is None:
+            self._stat_result = os.stat(self.absolute_path)
+        return self._stat_result
+
+    def get_content_size(self) -> int:
+        """The size in bytes of the whole file (``Content-Length``, ranges)."""
+        return self._stat().st_size
+
+    def get_modified_time(self) -> datetime.datetime | None:
+        """The file's mtime in whole seconds, an aware UTC datetime (None: no
+        ``Last-Modified`` and no ``If-Modified-Since`` check)."""
+        # whole seconds: HTTP dates have no fraction, and IMS compares with >=
+        return datetime.datetime.fromtimestamp(int(self._stat().st_mtime), datetime.timezone.utc)
+
+    def get_content_type(self) -> str:
+        """The ``Content-Type`` guessed from the file name; a compressed file
+        (``.gz`` …) is sent as itself, never with ``Content-Encoding``."""
+        assert self.absolute_path is not None
+        mime_type, encoding = mimetypes.guess_type(self.absolute_path)
+        if encoding == "gzip":
+            return "application/gzip"
+        if encoding is not None:
+            return "application/octet-stream"
+        return mime_type or "application/octet-stream"
+
+    def get_cache_time(self, path: str, modified: datetime.datetime | None, mime_type: str) -> int:
+        """Seconds of client caching: ``CACHE_MAX_AGE`` for a versioned URL
+        (a ``v`` argument), else 0 (no ``Expires``/``Cache-Control``)."""
+        return self.CACHE_MAX_AGE if "v" in self.request.arguments else 0
+
+    def set_extra_headers(self, path: str) -> None:
+        """Hook: add headers to every response of this handler."""
+
+    def compute_etag(self) -> str | None:
+        """``"<content version>"``: strong, the same for GET, HEAD and ranges."""
+        if self.absolute_path is None:
+            return None
+        if self.settings.get("static_hash_cache", True) is False:
+            version = self._compute_version(self.absolute_path)
+        else:
+            version = self._get_cached_version(self.absolute_path)
+        if not version:
+            return None
+        return f'"{version}"'
+
+    def set_headers(self) -> None:
+        """The headers shared by 200, 206, 304 and 416 responses."""
+        self.set_header("Accept-Ranges", "bytes")
+        self.set_etag_header()
+        if self.modified is not None:
+            self.set_header("Last-Modified", self.modified)
+        content_type = self.get_content_type()
+        if content_type:
+            self.set_header("Content-Type", content_type)
+        cache_time = self.get_cache_time(self.path or "", self.modified, content_type)
+        if cache_time > 0:
+            expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=cache_time)
+            self.set_header("Expires", expires)
+            self.set_header("Cache-Control", f"public, max-age={cache_time}")
+        self.set_extra_headers(self.path or "")
+
+    def should_return_304(self) -> bool:
+        """True when the client's copy is current: ``If-None-Match`` decides
+        when present, else ``If-Modified-Since`` >= the modified time."""
+        if self.request.headers.get("If-None-Match"):
+            return self.check_etag_header()
+        since_header = self.request.headers.get("If-Modified-Since")
+        if since_header is None or self.modified is None:
+            return False
+        since = _parse_http_date(since_header)
+        return since is not None and since >= _as_utc(self.modified)
+
+    def _range_applies(self) -> bool:
+        """RFC 9110 §13.1.5: honour ``Range`` only if ``If-Range`` (when sent)
+        names this version: our strong ETag, or exactly our Last-Modified."""
+        if_range = self.request.headers.get("If-Range")
+        if if_range is None:
+            return True
+        if_range = if_range.strip()
+        if if_range.startswith('"') or if_range.startswith("W/"):
+            etag = self._headers.get("Etag", "")
+            return bool(etag) and not etag.startswith("W/") and if_range == etag
+        since = _parse_http_date(if_range)
+        return since is not None and self.modified is not None and since == _as_utc(self.modified)
+
+    # -- verbs ------------------------------------------------------------------------------
+
+    async def get(self, path: str, include_body: bool = True) -> None:
+        """Send the file (or the requested range of it) named by ``path``."""
+        self.path = self.parse_url_path(path)
+        absolute_path = self.get_absolute_path(self.root, self.path)
+        self.absolute_path = self.validate_absolute_path(self.root, absolute_path)
+        if self.absolute_path is None:
+            return
+        self.modified = self.get_modified_time()
+        self.set_headers()
+        if self.should_return_304():
+            self.set_status(304)
+            return
+
+        size = self.get_content_size()
+        start, end = 0, size
+        range_header = self.request.headers.get("Range")
+        if range_header and self._range_applies():
+            try:
+                requested = _parse_byte_range(range_header, size)
+            except _Unsatisfiable:
+                self.set_status(416)
+                self.set_header("Content-Type", "text/plain")
+                self.set_header("Content-Range", f"bytes */{size}")
+                return
+            if requested is not None:
+                start, end = requested
+                if (start, end) != (0, size):
+                    self.set_status(206)
+                    self.set_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
+        length = end - start
+        self.set_header("Content-Length", length)
+        if not include_body:
+            return
+        partial = self.get_status() == 206
+        content = self.get_content(self.absolute_path, start if partial else None, end if partial else None)
+        await self._send(content, length)
+
+    def head(self, path: str) -> Any:  # type: ignore[override]
+        """GET without the body: the same status, ETag and Content-Length."""
+        return self.get(path, include_body=False)
+
+    async def _send(self, content: Iterable[bytes] | bytes, length: int) -> None:
+        """Write ``content`` piece by piece, waiting for the client to take
+        each one; never more than ``length`` bytes (the Content-Length sent)."""
+        if isinstance(content, bytes):
+            content = [content]
+        remaining = length
+        try:
+            for chunk in content:
+                if not chunk:
+                    continue
+                if len(chunk) > remaining:
+                    # the file grew since stat(): the framing must match Content-Length
+                    chunk = chunk[:remaining]
+                remaining -= len(chunk)
+                self.write(chunk)
+                try:
+                    await self.flush()
+                except StreamClosedError:
+                    return  # the client went away; finish() only cleans up
+                if remaining <= 0:
+                    return
+        finally:
+            close = getattr(content, "close", None)
+            if close is not None:
+                close()  # a generator's close() shuts its file now, not at GC time

@@ -1,0 +1,2040 @@
+"""cyclone.web: Tornado's ``RequestHandler`` and ``Application`` on Twisted.
+
+A minimal application::
+
+    import cyclone.web
+    from twisted.internet import reactor
+
+    class MainHandler(cyclone.web.RequestHandler):
+        def get(self):
+            self.write("Hello, world")
+
+    app = cyclone.web.Application([(r"/", MainHandler)])
+    reactor.listenTCP(8888, app, interface="127.0.0.1")
+    reactor.run()
+
+Handler methods may be plain methods, return a ``Deferred``, be
+``@defer.inlineCallbacks`` generators or ``async def`` coroutines (which may
+``await`` Deferreds, and asyncio awaitables under the asyncio reactor; see
+``cyclone.concurrent``). ``@asynchronous`` keeps the request open until the
+handler calls ``self.finish()``.
+
+``Application`` is a Twisted ``ServerFactory``: every socket gets a
+``cyclone.httpserver.HTTPConnection``; the settings it reads (limits,
+timeouts, ``xheaders``) are documented in ``cyclone.httpserver``. The
+settings read by this module are documented where they are read, and listed
+in ``Application``'s docstring.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import gzip
+import hashlib
+import http.cookies
+import inspect
+import io
+import mimetypes
+import numbers
+import os
+import re
+import sys
+import threading
+import time
+import traceback
+import types
+import urllib.parse
+from typing import Any, Callable, Iterable
+
+from twisted.internet import defer, protocol
+from twisted.python import failure
+
+import cyclone
+from cyclone import escape, httputil, locale, signing, template
+from cyclone.concurrent import ensure_deferred
+from cyclone.escape import _unicode, json_encode, url_escape, utf8
+from cyclone.httpserver import HTTPConnection, HTTPRequest, ServerConfig, date_header
+from cyclone.log import access_log, app_log, bridge_to_twisted, gen_log
+from cyclone.signing import (
+    DEFAULT_SIGNED_VALUE_MIN_VERSION,
+    DEFAULT_SIGNED_VALUE_VERSION,
+    _create_signature,
+    _time_independent_equals,
+    create_signed_value as _create_signed_value,
+    decode_signed_value as _decode_signed_value,
+    get_signature_key_version,
+)
+from cyclone.util import ObjectDict, import_object
+
+__all__ = [
+    "RequestHandler",
+    "Application",
+    "HTTPError",
+    "HTTPAuthenticationRequired",
+    "Finish",
+    "MissingArgumentError",
+    "ErrorHandler",
+    "RedirectHandler",
+    "FallbackHandler",
+    "StaticFileHandler",
+    "URLSpec",
+    "url",
+    "URLReverseError",
+    "UIModule",
+    "TemplateModule",
+    "OutputTransform",
+    "GZipContentEncoding",
+    "asynchronous",
+    "authenticated",
+    "addslash",
+    "removeslash",
+    "stream_request_body",
+    "create_signed_value",
+    "decode_signed_value",
+    "get_signature_key_version",
+]
+
+_SERVER_HEADER = f"cyclone/{cyclone.__version__}"
+_BODYLESS = frozenset((204, 304))
+_ARG_CONTROL_RE = re.compile(r"[\x00-\x08\x0e-\x1f]")
+_HEADER_VALUE_BAD_RE = re.compile(r"[\x00-\x1f\x7f]")
+_COOKIE_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_COOKIE_VALUE_BAD_RE = re.compile(r'[\x00-\x20\x7f;,\\"]')
+_COOKIE_ATTR_BAD_RE = re.compile(r"[\x00-\x1f\x7f;]")
+_ETAG_LIST_RE = re.compile(r'\*|(?:W/)?"[^"]*"')
+
+
+# ----------------------------------------------------------------------------
+# Exceptions
+# ----------------------------------------------------------------------------
+
+
+class HTTPError(Exception):
+    """An exception that answers with an HTTP status.
+
+    ``HTTPError(404)``, or with a message for the log:
+    ``HTTPError(403, "user %s may not", name)``; ``reason`` overrides the
+    standard reason phrase.
+    """
+
+    def __init__(
+        self,
+        status_code: int = 500,
+        log_message: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        self.status_code = status_code
+        self.log_message = log_message
+        self.args = args
+        self.reason = kwargs.get("reason")
+        if log_message and not args:
+            self.log_message = log_message.replace("%", "%%")
+
+    def __str__(self) -> str:
+        message = f"HTTP {self.status_code}: {self.reason or _reason_for(self.status_code)}"
+        if self.log_message:
+            return f"{message} ({self.log_message % self.args})"
+        return message
+
+
+class Finish(Exception):
+    """Raise to end the request: ``raise Finish()`` or ``raise Finish(chunk)``.
+
+    Unlike ``HTTPError`` the response is whatever the handler set up so far
+    (status, headers, buffered output), not an error page.
+    """
+
+
+class MissingArgumentError(HTTPError):
+    """A required argument is missing: answered with 400."""
+
+    def __init__(self, arg_name: str) -> None:
+        super().__init__(400, "Missing argument %s", arg_name)
+        self.arg_name = arg_name
+
+
+class HTTPAuthenticationRequired(HTTPError):
+    """401 with a ``WWW-Authenticate`` header (cyclone).
+
+    ``HTTPAuthenticationRequired(auth_type="Basic", realm="Restricted Access")``;
+    extra keyword arguments become further parameters of the challenge.
+    """
+
+    def __init__(
+        self,
+        log_message: str | None = None,
+        *args: Any,
+        auth_type: str = "Basic",
+        realm: str = "Restricted Access",
+        **kwargs: Any,
+    ) -> None:
+        reason = kwargs.pop("reason", None)
+        super().__init__(401, log_message, *args, reason=reason)
+        self.auth_type = auth_type
+        self.kwargs = dict(kwargs, realm=realm)
+
+    def challenge(self) -> str:
+        params = ", ".join(
+            f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+            for k, v in self.kwargs.items()
+        )
+        return f"{self.auth_type} {params}"
+
+
+def _reason_for(status: int) -> str:
+    from cyclone.http1 import REASONS
+
+    return REASONS.get(status, "Unknown")
+
+
+def _unwrap_failure(value: Any) -> BaseException:
+    """The exception behind a Failure, unwrapping ``defer.FirstError``."""
+    if isinstance(value, failure.Failure):
+        value = value.value
+    while isinstance(value, defer.FirstError):
+        value = value.subFailure.value
+    return value
+
+
+def _exc_info(exc: BaseException) -> tuple:
+    return (type(exc), exc, exc.__traceback__)
+
+
+# ----------------------------------------------------------------------------
+# Handler
+# ----------------------------------------------------------------------------
+
+
+class RequestHandler:
+    """Base class for HTTP request handlers: subclass and define ``get()``,
+    ``post()`` and friends.
+    """
+
+    SUPPORTED_METHODS: tuple[str, ...] = ("GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS")
+
+    #: write(list) sends JSON only when True (a JSON array can be hijacked by old browsers)
+    serialize_lists = False
+    #: close the connection after this handler's response
+    no_keep_alive = False
+    #: skip the XSRF check for this handler (API endpoints used by non-browsers)
+    no_xsrf = False
+    xsrf_cookie_name = "_xsrf"
+
+    _template_loaders: dict[str, template.BaseLoader] = {}
+    _template_loader_lock = threading.Lock()
+    _stream_request_body = False
+
+    def __init__(self, application: "Application", request: HTTPRequest, **kwargs: Any) -> None:
+        self.application = application
+        self.request = request
+        self._headers_written = False
+        self._finished = False
+        self._auto_finish = True
+        self._transforms: list[OutputTransform] | None = None
+        self._prepared = False
+        self._reason: str | None = None
+        self._status_code = 200
+        self._ui: ObjectDict | None = None
+        self.path_args: list[str] = []
+        self.path_kwargs: dict[str, str] = {}
+        self.clear()
+        connection = request.connection
+        if self.no_keep_alive and connection is not None:
+            connection.no_keep_alive = True
+        self.initialize(**kwargs)
+
+    # -- hooks -------------------------------------------------------------------
+
+    def initialize(self, **kwargs: Any) -> None:
+        """Hook for subclasses: receives the third element of the URL spec."""
+
+    def prepare(self) -> Any:
+        """Called before the verb method; may return a Deferred or be a coroutine."""
+
+    def on_finish(self) -> None:
+        """Called after the response was sent (return value ignored)."""
+
+    def on_connection_close(self, *args: Any, **kwargs: Any) -> None:
+        """Called once if the client goes away before the response is finished."""
+
+    def set_default_headers(self) -> None:
+        """Hook to set headers at the start of every response (and error page)."""
+
+    def data_received(self, chunk: bytes) -> Any:
+        """With ``@stream_request_body``: a piece of the body. Return a Deferred
+        to make the client wait until it fires."""
+        raise NotImplementedError()
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """``self.application.settings``."""
+        return self.application.settings
+
+    def default(self, *args: Any, **kwargs: Any) -> Any:
+        """Called for a method the handler does not implement: 405."""
+        raise HTTPError(405)
+
+    def head(self, *args: Any, **kwargs: Any) -> Any:
+        """HEAD answers like GET, without the body, when ``get`` exists."""
+        get = getattr(self, "get", None)
+        if get is None:
+            raise HTTPError(405)
+        return get(*args, **kwargs)
+
+    def options(self, *args: Any, **kwargs: Any) -> Any:
+        """OPTIONS answers 204 with the ``Allow`` header of the implemented methods."""
+        self.set_header("Allow", ", ".join(self._allowed_methods()))
+        self.set_status(204)
+        self.finish()
+
+    def _allowed_methods(self) -> list[str]:
+        allowed = []
+        for method in self.SUPPORTED_METHODS:
+            name = method.lower()
+            if name in ("head", "options"):
+                if name == "options" or hasattr(self, "get"):
+                    allowed.append(method)
+            elif hasattr(self, name):
+                allowed.append(method)
+        return allowed
+
+    # -- status and headers ------------------------------------------------------------
+
+    def clear(self) -> None:
+        """Reset headers, buffered output and status for this response."""
+        self._headers = httputil.HTTPHeaders()
+        self._headers._as_list.update(
+            {
+                "Server": [_SERVER_HEADER],
+                "Content-Type": ["text/html; charset=UTF-8"],
+                "Date": [date_header()],
+            }
+        )
+        self.set_default_headers()
+        self._write_buffer: list[bytes] = []
+        self._status_code = 200
+        self._reason = None
+
+    def set_status(self, status_code: int, reason: str | None = None) -> None:
+        """Set the status; ``reason`` must be printable (no CR/LF)."""
+        if not isinstance(status_code, int) or not 100 <= status_code <= 999:
+            raise ValueError(f"invalid status code {status_code!r}")
+        if reason is not None:
+            if _HEADER_VALUE_BAD_RE.search(reason.replace("\t", " ")):
+                raise ValueError(f"invalid reason phrase {reason!r}")
+        self._status_code = status_code
+        self._reason = reason if reason is not None else _reason_for(status_code)
+
+    def get_status(self) -> int:
+        return self._status_code
+
+    def set_header(self, name: str, value: Any) -> None:
+        """Set a response header, replacing earlier values; the value may be
+        str, bytes, int or a datetime (sent in HTTP date format)."""
+        self._headers[self._checked_name(name)] = self._convert_header_value(value)
+
+    def add_header(self, name: str, value: Any) -> None:
+        """Add a response header, keeping earlier values (e.g. ``Set-Cookie``)."""
+        self._headers._add(
+            httputil._normalize_header(self._checked_name(name)),
+            self._convert_header_value(value),
+        )
+
+    def clear_header(self, name: str) -> None:
+        """Remove a response header (no error if it was not set)."""
+        if name in self._headers:
+            del self._headers[name]
+
+    @staticmethod
+    def _checked_name(name: str) -> str:
+        if not httputil._TOKEN_RE.fullmatch(name):
+            raise ValueError(f"invalid header name {name!r}")
+        return name
+
+    @staticmethod
+    def _convert_header_value(value: Any) -> str:
+        if isinstance(value, str):
+            text = value
+        elif isinstance(value, bytes):
+            text = value.decode("latin-1")
+        elif isinstance(value, numbers.Integral):
+            return str(value)
+        elif isinstance(value, datetime.datetime):
+            return httputil.format_timestamp(value)
+        else:
+            raise TypeError(f"unsupported header value {value!r}")
+        # Header injection: no CR, LF or other controls (HTAB is allowed).
+        if _HEADER_VALUE_BAD_RE.search(text.replace("\t", " ")):
+            raise ValueError(f"unsafe header value {text!r}")
+        if len(text) > 4000:
+            raise ValueError("header value too long")
+        return text
+
+    # -- arguments ---------------------------------------------------------------------
+
+    _ARG_DEFAULT: Any = object()
+
+    def get_argument(self, name: str, default: Any = _ARG_DEFAULT, strip: bool = True) -> Any:
+        """The last value of argument ``name`` (query or body); 400 when missing
+        and no default is given."""
+        return self._get_argument(name, default, self.request.arguments, strip)
+
+    def get_arguments(self, name: str, strip: bool = True) -> list[str]:
+        """All values of argument ``name`` (query and body), possibly empty."""
+        return self._get_arguments(name, self.request.arguments, strip)
+
+    def get_query_argument(self, name: str, default: Any = _ARG_DEFAULT, strip: bool = True) -> Any:
+        return self._get_argument(name, default, self.request.query_arguments, strip)
+
+    def get_query_arguments(self, name: str, strip: bool = True) -> list[str]:
+        return self._get_arguments(name, self.request.query_arguments, strip)
+
+    def get_body_argument(self, name: str, default: Any = _ARG_DEFAULT, strip: bool = True) -> Any:
+        return self._get_argument(name, default, self.request.body_arguments, strip)
+
+    def get_body_arguments(self, name: str, strip: bool = True) -> list[str]:
+        return self._get_arguments(name, self.request.body_arguments, strip)
+
+    def _get_argument(self, name: str, default: Any, source: dict, strip: bool) -> Any:
+        values = self._get_arguments(name, source, strip)
+        if not values:
+            if default is RequestHandler._ARG_DEFAULT:
+                raise MissingArgumentError(name)
+            return default
+        return values[-1]
+
+    def _get_arguments(self, name: str, source: dict, strip: bool) -> list[str]:
+        values = []
+        for raw in source.get(name, ()):
+            value = self.decode_argument(raw, name=name)
+            if isinstance(value, str):
+                # control characters would end up in logs and pages
+                value = _ARG_CONTROL_RE.sub(" ", value)
+                if strip:
+                    value = value.strip()
+            values.append(value)
+        return values
+
+    def decode_argument(self, value: bytes | str, name: str | None = None) -> str:
+        """Decode an argument (UTF-8); undecodable input answers 400."""
+        if isinstance(value, str):
+            return value
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise HTTPError(400, "Invalid unicode in %s: %r", name or "url", value[:40]) from None
+
+    # -- cookies ---------------------------------------------------------------------------
+
+    @property
+    def cookies(self) -> dict[str, http.cookies.Morsel]:
+        """The request's cookies (``self.request.cookies``)."""
+        return self.request.cookies
+
+    def get_cookie(self, name: str, default: str | None = None) -> str | None:
+        """The value of cookie ``name``, or ``default``."""
+        morsel = self.request.cookies.get(name)
+        if morsel is not None:
+            return morsel.value
+        return default
+
+    def set_cookie(
+        self,
+        name: str,
+        value: str | bytes,
+        domain: str | None = None,
+        expires: float | datetime.datetime | None = None,
+        path: str = "/",
+        expires_days: float | None = None,
+        *,
+        max_age: int | None = None,
+        httponly: bool = False,
+        secure: bool = False,
+        samesite: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Add a ``Set-Cookie`` header; names and attributes are validated
+        (``ValueError`` for anything that would break the header)."""
+        name = _unicode(name)
+        value = _unicode(value)
+        if not _COOKIE_NAME_RE.fullmatch(name):
+            raise ValueError(f"invalid cookie name {name!r}")
+        if _COOKIE_VALUE_BAD_RE.search(value):
+            # Values outside the cookie-octet set are quoted, as Python's
+            # http.cookies does; control characters are refused outright.
+            if re.search(r"[\x00-\x1f\x7f]", value):
+                raise ValueError(f"invalid cookie value {value!r}")
+        parts = [f"{name}={_quote_cookie_value(value)}"]
+        if domain:
+            _check_cookie_attribute("domain", domain)
+            parts.append(f"Domain={domain}")
+        if expires_days is not None and not expires:
+            expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=expires_days)
+        if expires:
+            parts.append(f"Expires={httputil.format_timestamp(expires)}")
+        if path:
+            _check_cookie_attribute("path", path)
+            parts.append(f"Path={path}")
+        max_age = kwargs.pop("max-age", max_age)
+        if max_age is not None:
+            parts.append(f"Max-Age={int(max_age)}")
+        if secure:
+            parts.append("Secure")
+        if httponly:
+            parts.append("HttpOnly")
+        if samesite:
+            if str(samesite).lower() not in ("strict", "lax", "none"):
+                raise ValueError(f"invalid samesite value {samesite!r}")
+            parts.append(f"SameSite={str(samesite).capitalize()}")
+        for key, extra in kwargs.items():
+            _check_cookie_attribute(key, str(extra))
+            if not _COOKIE_NAME_RE.fullmatch(key):
+                raise ValueError(f"invalid cookie attribute {key!r}")
+            parts.append(key if extra is True else f"{key}={extra}")
+        self.add_header("Set-Cookie", "; ".join(parts))
+
+    def clear_cookie(self, name: str, path: str = "/", domain: str | None = None, **kwargs: Any) -> None:
+        """Delete cookie ``name`` (same ``path``/``domain`` as when it was set)."""
+        self.set_cookie(
+            name,
+            "",
+            path=path,
+            domain=domain,
+            expires=datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc),
+            max_age=0,
+            **kwargs,
+        )
+
+    def clear_all_cookies(self, path: str = "/", domain: str | None = None, **kwargs: Any) -> None:
+        """Delete every cookie the request sent."""
+        for name in self.request.cookies:
+            self.clear_cookie(name, path=path, domain=domain, **kwargs)
+
+    def set_signed_cookie(
+        self,
+        name: str,
+        value: str | bytes,
+        expires_days: float | None = 30,
+        version: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Set a cookie signed with ``cookie_secret`` (timestamped, tamper-proof)."""
+        self.set_cookie(
+            name,
+            self.create_signed_value(name, value, version=version),
+            expires_days=expires_days,
+            **kwargs,
+        )
+
+    set_secure_cookie = set_signed_cookie
+
+    def create_signed_value(self, name: str, value: str | bytes, version: int | None = None) -> bytes:
+        """Sign ``value`` for cookie ``name`` with the ``cookie_secret`` setting
+        (a dict of secrets with the ``key_version`` setting rotates keys)."""
+        self.require_setting("cookie_secret", "secure cookies")
+        secret = self.application.settings["cookie_secret"]
+        key_version = None
+        if isinstance(secret, dict):
+            if self.application.settings.get("key_version") is None:
+                raise RuntimeError("key_version setting must be used for secret_key dicts")
+            key_version = self.application.settings["key_version"]
+        return _create_signed_value(secret, name, value, version=version, key_version=key_version)
+
+    def get_signed_cookie(
+        self,
+        name: str,
+        value: str | None = None,
+        max_age_days: float = 31,
+        min_version: int | None = None,
+    ) -> bytes | None:
+        """The verified value of signed cookie ``name`` (bytes), or None."""
+        self.require_setting("cookie_secret", "secure cookies")
+        if value is None:
+            value = self.get_cookie(name)
+        return _decode_signed_value(
+            self.application.settings["cookie_secret"],
+            name,
+            value,
+            max_age_days=max_age_days,
+            min_version=min_version,
+        )
+
+    get_secure_cookie = get_signed_cookie
+
+    def get_signed_cookie_key_version(self, name: str, value: str | None = None) -> int | None:
+        """The key version a signed cookie was made with, or None."""
+        self.require_setting("cookie_secret", "secure cookies")
+        if value is None:
+            value = self.get_cookie(name)
+        if value is None:
+            return None
+        return get_signature_key_version(value)
+
+    get_secure_cookie_key_version = get_signed_cookie_key_version
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def write(self, chunk: str | bytes | dict | list) -> None:
+        """Buffer output: str (UTF-8), bytes, or a dict (JSON; lists only with
+        ``serialize_lists``)."""
+        if self._finished:
+            raise RuntimeError("Cannot write() after finish()")
+        if isinstance(chunk, bytes):
+            self._write_buffer.append(chunk)
+            return
+        if isinstance(chunk, str):
+            self._write_buffer.append(chunk.encode("utf-8"))
+            return
+        if isinstance(chunk, dict) or (isinstance(chunk, list) and self.serialize_lists):
+            chunk = json_encode(chunk)
+            self.set_header("Content-Type", "application/json; charset=UTF-8")
+            self._write_buffer.append(chunk.encode("utf-8"))
+            return
+        message = "write() only accepts bytes, str and dict objects"
+        if isinstance(chunk, list):
+            message += ". Lists are accepted when serialize_lists is True"
+        raise TypeError(message)
+
+    def flush(self, include_footers: bool = False) -> defer.Deferred:
+        """Send what is buffered; the Deferred fires when the client has taken it
+        (backpressure: wait on it before writing more)."""
+        connection = self.request.connection
+        chunk = b"".join(self._write_buffer)
+        self._write_buffer = []
+        if not self._headers_written:
+            self._headers_written = True
+            status = self._status_code
+            headers = self._headers
+            for transform in self._transforms or ():
+                status, headers, chunk = transform.transform_first_chunk(
+                    status, headers, chunk, include_footers
+                )
+            if connection is None:
+                return defer.succeed(None)
+            connection.write_head(status, headers.get_all(), self._reason, body=chunk)
+        else:
+            for transform in self._transforms or ():
+                chunk = transform.transform_chunk(chunk, include_footers)
+            if connection is None:
+                return defer.succeed(None)
+            connection.write(chunk)
+        return connection.when_drained()
+
+    def finish(self, chunk: str | bytes | dict | None = None) -> None:
+        """Finish the response, writing ``chunk`` first if given."""
+        if self._finished:
+            raise RuntimeError("finish() called twice")
+        if chunk is not None:
+            self.write(chunk)
+        connection = self.request.connection
+        if not self._headers_written:
+            status = self._status_code
+            method = self.request.method
+            if status == 200 and (method == "GET" or method == "HEAD") and "Etag" not in self._headers:
+                self.set_etag_header()
+                if self.check_etag_header():
+                    self._write_buffer = []
+                    self.set_status(304)
+                    status = 304
+            if status in _BODYLESS or status < 200:
+                if self._write_buffer and any(self._write_buffer):
+                    raise RuntimeError(f"Cannot send a body with a {status} response")
+                self._clear_representation_headers()
+            elif "Content-Length" not in self._headers:
+                self._headers["Content-Length"] = str(sum(map(len, self._write_buffer)))
+            chunk = b"".join(self._write_buffer)
+            self._write_buffer = []
+            self._headers_written = True
+            headers = self._headers
+            for transform in self._transforms or ():
+                status, headers, chunk = transform.transform_first_chunk(status, headers, chunk, True)
+            self._finished = True
+            if connection is not None:
+                connection.write_head(status, headers.get_all(), self._reason, body=chunk, finish=True)
+        else:
+            if self._write_buffer:
+                self.flush(include_footers=True)
+            self._finished = True
+            if connection is not None:
+                connection.finish()
+        self._after_finish()
+
+    def _after_finish(self) -> None:
+        request = self.request
+        if request._finish_time is None:
+            request._finish_time = time.time()
+        self.application.log_request(self)
+        try:
+            self.on_finish()
+        except Exception:
+            app_log.error("Exception in on_finish of %r", request, exc_info=True)
+        self._ui = None
+
+    def _clear_representation_headers(self) -> None:
+        # RFC 9110 §15.4.5: a 304 carries no representation metadata of its body.
+        for name in ("Content-Encoding", "Content-Language", "Content-Type", "Content-Length"):
+            self.clear_header(name)
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        """Answer with an error page made by ``write_error``.
+
+        If the response has started, it can only be cut short: the connection
+        is closed after what was sent.
+        """
+        if self._headers_written:
+            gen_log.error("Cannot send error response after headers written")
+            if not self._finished:
+                connection = self.request.connection
+                self._finished = True
+                if connection is not None:
+                    connection.no_keep_alive = True
+                    try:
+                        connection.finish()
+                    except Exception:
+                        gen_log.error("Failed to flush partial response", exc_info=True)
+                self._after_finish()
+            return
+        self.clear()
+        reason = kwargs.get("reason")
+        exc_info = kwargs.get("exc_info")
+        if exc_info:
+            exc = exc_info[1]
+            if isinstance(exc, HTTPError) and exc.reason:
+                reason = exc.reason
+            if isinstance(exc, HTTPAuthenticationRequired):
+                self.set_header("WWW-Authenticate", exc.challenge())
+        exception = kwargs.get("exception")
+        if isinstance(exception, HTTPAuthenticationRequired):
+            self.set_header("WWW-Authenticate", exception.challenge())
+        self.set_status(status_code, reason=reason)
+        try:
+            self.write_error(status_code, **kwargs)
+        except Exception:
+            app_log.error("Uncaught exception in write_error", exc_info=True)
+        if not self._finished:
+            self.finish()
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Write the error page: the traceback as text/plain when the
+        ``serve_traceback`` (or ``debug``) setting is on, else a small HTML page."""
+        if self.settings.get("serve_traceback", self.settings.get("debug")) and "exc_info" in kwargs:
+            self.set_header("Content-Type", "text/plain; charset=UTF-8")
+            for line in traceback.format_exception(*kwargs["exc_info"]):
+                self.write(line)
+            self.finish()
+            return
+        legacy = getattr(self, "get_error_html", None)
+        if legacy is not None:
+            self.finish(legacy(status_code, **kwargs))
+            return
+        message = escape.xhtml_escape(self._reason or "")
+        self.finish(
+            f"<html><title>{status_code}: {message}</title>"
+            f"<body>{status_code}: {message}</body></html>"
+        )
+
+    def redirect(self, url: str, permanent: bool = False, status: int | None = None) -> None:
+        """Redirect to ``url`` (relative URLs are resolved against the request)."""
+        if self._headers_written:
+            raise RuntimeError("Cannot redirect after headers have been written")
+        if status is None:
+            status = 301 if permanent else 302
+        elif not 300 <= status <= 399:
+            raise ValueError(f"redirect status must be 3xx, not {status}")
+        self.set_status(status)
+        location = urllib.parse.urljoin(self.request.uri or "/", utf8(url).decode("latin-1"))
+        # header injection and NULs are refused by set_header; spaces are encoded
+        location = re.sub(r"[\x00-\x20]", lambda m: "%%%02X" % ord(m.group()), location)
+        self.set_header("Location", location)
+        self.finish()
+
+    def notifyFinish(self) -> defer.Deferred:
+        """A Deferred fired when the response finished, or when the client went away."""
+        return self.request.notifyFinish()
+
+    # -- ETags -----------------------------------------------------------------------------------
+
+    def compute_etag(self) -> str | None:
+        """The ETag of the buffered body (SHA-1), or None to send none."""
+        hasher = hashlib.sha1()
+        for part in self._write_buffer:
+            hasher.update(part)
+        return f'"{hasher.hexdigest()}"'
+
+    def set_etag_header(self) -> None:
+        etag = self.compute_etag()
+        if etag is not None:
+            self.set_header("Etag", etag)
+
+    def check_etag_header(self) -> bool:
+        """True when the request's ``If-None-Match`` matches our ETag
+        (weak comparison, ``*`` matches anything)."""
+        computed = utf8(self._headers.get("Etag", ""))
+        if not computed:
+            return False
+        header = self.request.headers.get("If-None-Match", "")
+        if not header:
+            return False
+        tags = _ETAG_LIST_RE.findall(header)
+        if "*" in tags:
+            return True
+        bare = computed[2:] if computed.startswith(b"W/") else computed
+        for tag in tags:
+            tag_bytes = tag.encode("latin-1")
+            if tag_bytes.startswith(b"W/"):
+                tag_bytes = tag_bytes[2:]
+            if tag_bytes == bare:
+                return True
+        return False
+
+    # -- users, locale, XSRF --------------------------------------------------------------------
+
+    @property
+    def current_user(self) -> Any:
+        """The user of this request, from ``get_current_user()`` (cached); settable."""
+        if not hasattr(self, "_current_user"):
+            self._current_user = self.get_current_user()
+        return self._current_user
+
+    @current_user.setter
+    def current_user(self, value: Any) -> None:
+        self._current_user = value
+
+    def get_current_user(self) -> Any:
+        """Override to find the user (e.g. from a signed cookie)."""
+        return None
+
+    def get_login_url(self) -> str:
+        """The ``login_url`` setting (``@authenticated`` redirects there)."""
+        self.require_setting("login_url", "@cyclone.web.authenticated")
+        return self.application.settings["login_url"]
+
+    def get_template_path(self) -> str | None:
+        """The ``template_path`` setting."""
+        return self.application.settings.get("template_path")
+
+    @property
+    def locale(self) -> locale.Locale:
+        """The locale of this request: ``get_user_locale()``, else the browser's."""
+        if not hasattr(self, "_locale"):
+            user_locale = self.get_user_locale()
+            self._locale = user_locale if user_locale is not None else self.get_browser_locale()
+        return self._locale
+
+    @locale.setter
+    def locale(self, value: locale.Locale) -> None:
+        self._locale = value
+
+    def get_user_locale(self) -> locale.Locale | None:
+        """Override to choose the locale (e.g. from a cookie or the user)."""
+        return None
+
+    def get_browser_locale(self, default: str = "en_US") -> locale.Locale:
+        """The best locale from ``Accept-Language`` (q-values honoured)."""
+        header = self.request.headers.get("Accept-Language")
+        if header:
+            weighted = []
+            for position, part in enumerate(header.split(",")):
+                pieces = [p.strip() for p in part.split(";")]
+                code = pieces[0]
+                if not code:
+                    continue
+                quality = 1.0
+                for param in pieces[1:]:
+                    if param.startswith("q="):
+                        try:
+                            quality = float(param[2:])
+                        except ValueError:
+                            quality = 0.0
+                if quality > 0:
+                    weighted.append((-quality, position, code))
+            if weighted:
+                codes = [code.replace("-", "_") for _, _, code in sorted(weighted)]
+                return locale.get(*codes)
+        return locale.get(default)
+
+    @property
+    def xsrf_token(self) -> bytes:
+        """This request's XSRF token (masked v2 by default); sets the cookie if needed.
+
+        Settings: ``xsrf_cookie_version`` (2), ``xsrf_cookie_kwargs`` (extra
+        ``set_cookie`` arguments, e.g. ``{"httponly": True, "samesite": "Strict"}``).
+        """
+        if not hasattr(self, "_xsrf_token"):
+            version, token, timestamp = self._get_raw_xsrf_token()
+            output_version = self.settings.get("xsrf_cookie_version", 2)
+            cookie_kwargs = dict(self.settings.get("xsrf_cookie_kwargs", {}))
+            self._xsrf_token = signing.encode_xsrf_token(token, timestamp, output_version)
+            if version is None:
+                if self.current_user and "expires_days" not in cookie_kwargs:
+                    cookie_kwargs["expires_days"] = 30
+                self.set_cookie(self.xsrf_cookie_name, self._xsrf_token, **cookie_kwargs)
+        return self._xsrf_token
+
+    def _get_raw_xsrf_token(self) -> tuple[int | None, bytes, float]:
+        if not hasattr(self, "_raw_xsrf_token"):
+            cookie = self.get_cookie(self.xsrf_cookie_name)
+            version = token = timestamp = None
+            if cookie:
+                version, token, timestamp = signing.decode_xsrf_token(cookie)
+            if token is None:
+                version = None
+                token = signing.new_xsrf_token()
+                timestamp = time.time()
+            self._raw_xsrf_token = (version, token, timestamp)
+        return self._raw_xsrf_token
+
+    def check_xsrf_cookie(self) -> None:
+        """403 unless the ``_xsrf`` argument (or ``X-Xsrftoken``/``X-Csrftoken``
+        header) matches the XSRF cookie."""
+        given = (
+            self.get_argument("_xsrf", None)
+            or self.request.headers.get("X-Xsrftoken")
+            or self.request.headers.get("X-Csrftoken")
+        )
+        if not given:
+            raise HTTPError(403, "'_xsrf' argument missing from POST")
+        _, token, _ = signing.decode_xsrf_token(given)
+        _, expected, _ = self._get_raw_xsrf_token()
+        if not token:
+            raise HTTPError(403, "'_xsrf' argument has invalid format")
+        if not signing.xsrf_tokens_match(token, expected):
+            raise HTTPError(403, "XSRF cookie does not match POST argument")
+
+    def xsrf_form_html(self) -> str:
+        """``<input type="hidden" name="_xsrf" value="...">`` for forms."""
+        return (
+            '<input type="hidden" name="_xsrf" value="'
+            + escape.xhtml_escape(self.xsrf_token)
+            + '"/>'
+        )
+
+    # -- templates -------------------------------------------------------------------------------
+
+    @property
+    def ui(self) -> ObjectDict:
+        """UI methods bound to this handler, plus ``modules``/``_tt_modules``."""
+        if self._ui is None:
+            ui = ObjectDict(
+                (name, self._ui_method(method)) for name, method in self.application.ui_methods.items()
+            )
+            modules = _UIModuleNamespace(self, self.application.ui_modules)
+            ui["_tt_modules"] = modules
+            ui["modules"] = modules
+            self._ui = ui
+        return self._ui
+
+    def _ui_method(self, method: Callable) -> Callable:
+        return lambda *args, **kwargs: method(self, *args, **kwargs)
+
+    def render(self, template_name: str, **kwargs: Any) -> defer.Deferred:
+        """Render a template and finish the request with it; returns a Deferred
+        fired once the page (including any Deferreds in the template) was sent."""
+        if self._finished:
+            raise RuntimeError("Cannot render() after finish()")
+        rendered = self.render_string(template_name, **kwargs)
+        if isinstance(rendered, bytes):
+            self._finish_rendered(rendered)
+            return defer.succeed(None)
+        # the page waits on Deferreds: the request must not auto-finish meanwhile
+        self._auto_finish = False
+        d = ensure_deferred(rendered)
+        d.addCallback(self._finish_rendered)
+        d.addErrback(self._handle_failure)
+        return d
+
+    def _finish_rendered(self, html: bytes) -> None:
+        modules = list(getattr(self, "_active_modules", {}).values())
+        js_embed, js_files, css_embed, css_files, html_heads, html_bodies = [], [], [], [], [], []
+        for module in modules:
+            embed = module.embedded_javascript()
+            if embed:
+                js_embed.append(utf8(embed))
+            files = module.javascript_files()
+            if files:
+                js_files.extend([files] if isinstance(files, (str, bytes)) else files)
+            embed = module.embedded_css()
+            if embed:
+                css_embed.append(utf8(embed))
+            files = module.css_files()
+            if files:
+                css_files.extend([files] if isinstance(files, (str, bytes)) else files)
+            head = module.html_head()
+            if head:
+                html_heads.append(utf8(head))
+            body = module.html_body()
+            if body:
+                html_bodies.append(utf8(body))
+        if js_files:
+            html = _insert_before(html, b"</body>", utf8(self.render_linked_js(js_files)))
+        if js_embed:
+            html = _insert_before(html, b"</body>", utf8(self.render_embed_js(js_embed)))
+        if css_files:
+            html = _insert_before(html, b"</head>", utf8(self.render_linked_css(css_files)))
+        if css_embed:
+            html = _insert_before(html, b"</head>", utf8(self.render_embed_css(css_embed)))
+        if html_heads:
+            html = _insert_before(html, b"</head>", b"".join(html_heads))
+        if html_bodies:
+            html = _insert_before(html, b"</body>", b"".join(html_bodies))
+        if not self._finished:
+            self.finish(html)
+
+    def render_linked_js(self, js_files: Iterable[str]) -> str:
+        paths = []
+        seen = set()
+        for path in js_files:
+            path = _unicode(path)
+            if not _is_absolute_url(path):
+                path = self.static_url(path)
+            if path not in seen:
+                seen.add(path)
+                paths.append(path)
+        return "".join(
+            f'<script src="{escape.xhtml_escape(p)}" type="text/javascript"></script>' for p in paths
+        )
+
+    def render_embed_js(self, js_embed: Iterable[bytes]) -> bytes:
+        return (
+            b'<script type="text/javascript">\n//<![CDATA[\n'
+            + b"\n".join(js_embed)
+            + b"\n//]]>\n</script>"
+        )
+
+    def render_linked_css(self, css_files: Iterable[str]) -> str:
+        paths = []
+        seen = set()
+        for path in css_files:
+            path = _unicode(path)
+            if not _is_absolute_url(path):
+                path = self.static_url(path)
+            if path not in seen:
+                seen.add(path)
+                paths.append(path)
+        return "".join(
+            f'<link href="{escape.xhtml_escape(p)}" type="text/css" rel="stylesheet"/>' for p in paths
+        )
+
+    def render_embed_css(self, css_embed: Iterable[bytes]) -> bytes:
+        return b'<style type="text/css">\n' + b"\n".join(css_embed) + b"\n</style>"
+
+    def render_string(self, template_name: str, **kwargs: Any) -> bytes | defer.Deferred:
+        """Render a template to bytes (or a Deferred when it awaits Deferreds).
+
+        Templates come from ``get_template_path()``, or the directory of the
+        file that called this method.
+        """
+        template_path = self.get_template_path()
+        if not template_path:
+            frame = sys._getframe(0)
+            here = os.path.normcase(__file__)
+            while frame.f_back is not None and os.path.normcase(frame.f_code.co_filename) == here:
+                frame = frame.f_back
+            template_path = os.path.dirname(os.path.abspath(frame.f_code.co_filename))
+        with RequestHandler._template_loader_lock:
+            loader = RequestHandler._template_loaders.get(template_path)
+            if loader is None:
+                loader = self.create_template_loader(template_path)
+                RequestHandler._template_loaders[template_path] = loader
+        tmpl = loader.load(template_name)
+        namespace = self.get_template_namespace()
+        namespace.update(kwargs)
+        return tmpl.generate(**namespace)
+
+    def get_template_namespace(self) -> dict[str, Any]:
+        """The names every template rendered by this handler sees."""
+        namespace = dict(
+            handler=self,
+            request=self.request,
+            current_user=self.current_user,
+            locale=self.locale,
+            _=self.locale.translate,
+            pgettext=self.locale.pgettext,
+            static_url=self.static_url,
+            xsrf_form_html=self.xsrf_form_html,
+            reverse_url=self.reverse_url,
+        )
+        namespace.update(self.ui)
+        return namespace
+
+    def create_template_loader(self, template_path: str) -> template.BaseLoader:
+        """The ``template_loader`` setting, or a ``Loader`` for ``template_path``
+        honouring the ``autoescape`` and ``template_whitespace`` settings."""
+        settings = self.application.settings
+        if "template_loader" in settings:
+            return settings["template_loader"]
+        kwargs = {}
+        if "autoescape" in settings:
+            kwargs["autoescape"] = settings["autoescape"]
+        if "template_whitespace" in settings:
+            kwargs["whitespace"] = settings["template_whitespace"]
+        return template.Loader(template_path, **kwargs)
+
+    # -- URLs ---------------------------------------------------------------------------------------
+
+    def static_url(self, path: str, include_host: bool | None = None, **kwargs: Any) -> str:
+        """The URL of a static file, with a ``?v=`` hash for caching
+        (``include_version=False`` leaves it out; ``include_host`` prefixes the host)."""
+        self.require_setting("static_path", "static_url")
+        get_url = self.settings.get("static_handler_class", StaticFileHandler).make_static_url
+        if include_host is None:
+            include_host = getattr(self, "include_host", False)
+        base = f"{self.request.protocol}://{self.request.host}" if include_host else ""
+        return base + get_url(self.settings, path, **kwargs)
+
+    def reverse_url(self, name: str, *args: Any) -> str:
+        """``self.application.reverse_url``."""
+        return self.application.reverse_url(name, *args)
+
+    def require_setting(self, name: str, feature: str = "this feature") -> None:
+        """Raise if the application lacks setting ``name``."""
+        if not self.application.settings.get(name):
+            raise Exception(
+                f"You must define the '{name}' setting in your application to use {feature}"
+            )
+
+    # -- execution -------------------------------------------------------------------------------
+
+    def _execute(self, transforms: list, *args: Any, **kwargs: Any) -> defer.Deferred | None:
+        """Run prepare() and the verb method; finish unless ``@asynchronous``."""
+        self._transforms = transforms
+        try:
+            method = self.request.method
+            if method not in self.SUPPORTED_METHODS:
+                raise HTTPError(405)
+            decode = self.decode_argument
+            self.path_args = [decode(arg) for arg in args]
+            self.path_kwargs = {name: decode(value, name=name) for name, value in kwargs.items()}
+            if (
+                method not in ("GET", "HEAD", "OPTIONS")
+                and self.application.settings.get("xsrf_cookies")
+                and not getattr(self, "no_xsrf", False)
+            ):
+                self.check_xsrf_cookie()
+            result = self.prepare()
+            if result is not None:
+                d = ensure_deferred(result)
+                d.addCallback(self._after_prepare)
+                d.addErrback(self._handle_failure)
+                return d
+            return self._after_prepare(None)
+        except Exception as exc:
+            self._handle_request_exception(exc)
+            return None
+
+    def _after_prepare(self, _: Any) -> Any:
+        self._prepared = True
+        if self._finished:
+            return None
+        if self._stream_request_body:
+            # the body is still arriving: the verb method runs at its end
+            return None
+        return self._call_method()
+
+    def _call_method(self) -> Any:
+        try:
+            name = self.request.method.lower()
+            method = getattr(self, name, None)
+            if method is None:
+                method = self.default
+            result = method(*self.path_args, **self.path_kwargs)
+            if result is not None:
+                if inspect.isgenerator(result):
+                    app_log.warning(
+                        "%s.%s returned a generator: decorate it with @defer.inlineCallbacks",
+                        type(self).__name__,
+                        name,
+                    )
+                    result = defer.inlineCallbacks(lambda: (yield from result))()
+                d = ensure_deferred(result)
+                d.addCallback(self._auto_finish_now)
+                d.addErrback(self._handle_failure)
+                return d
+            if self._auto_finish and not self._finished:
+                self.finish()
+        except Exception as exc:
+            self._handle_request_exception(exc)
+        return None
+
+    def _auto_finish_now(self, _: Any) -> None:
+        if self._auto_finish and not self._finished:
+            self.finish()
+
+    def _handle_failure(self, reason: failure.Failure) -> None:
+        exc = reason.value
+        if exc.__traceback__ is None and reason.tb is not None:
+            exc = exc.with_traceback(reason.tb)
+        self._handle_request_exception(exc)
+
+    def _handle_request_exception(self, exc: BaseException) -> None:
+        exc = _unwrap_failure(exc)
+        if isinstance(exc, Finish):
+            if not self._finished:
+                self.finish(*exc.args)
+            return
+        try:
+            self.log_exception(type(exc), exc, exc.__traceback__)
+        except Exception:
+            app_log.error("Error in exception logger", exc_info=True)
+        if self._finished:
+            return
+        if isinstance(exc, HTTPError):
+            self.send_error(exc.status_code, exc_info=_exc_info(exc))
+        else:
+            self.send_error(500, exc_info=_exc_info(exc))
+
+    def log_exception(self, typ: type, value: BaseException, tb: Any) -> None:
+        """Log an exception: HTTPErrors as a warning line, others with a traceback."""
+        if isinstance(value, HTTPError):
+            if value.log_message:
+                args = [value.status_code, self._request_summary()] + list(value.args)
+                gen_log.warning("%d %s: " + value.log_message, *args)
+        else:
+            app_log.error(
+                "Uncaught exception %s\n%r", self._request_summary(), self.request, exc_info=(typ, value, tb)
+            )
+
+    def _request_summary(self) -> str:
+        return f"{self.request.method} {self.request.uri} ({self.request.remote_ip})"
+
+    def _on_connection_lost(self) -> None:
+        if not self._finished:
+            try:
+                self.on_connection_close()
+            except Exception:
+                app_log.error("Exception in on_connection_close", exc_info=True)
+
+
+def _insert_before(html: bytes, marker: bytes, snippet: bytes) -> bytes:
+    index = html.rfind(marker)
+    if index < 0:
+        return html + snippet
+    return html[:index] + snippet + b"\n" + html[index:]
+
+
+def _is_absolute_url(path: str) -> bool:
+    return path.startswith("/") or path.startswith("http:") or path.startswith("https:")
+
+
+def _quote_cookie_value(value: str) -> str:
+    if value == "" or not _COOKIE_VALUE_BAD_RE.search(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _check_cookie_attribute(name: str, value: str) -> None:
+    if _COOKIE_ATTR_BAD_RE.search(value):
+        raise ValueError(f"invalid cookie {name} {value!r}")
+
+
+def create_signed_value(
+    secret: Any, name: str, value: str | bytes, version: int | None = None, clock: Any = None,
+    key_version: int | None = None,
+) -> bytes:
+    """Sign ``value`` (see ``cyclone.signing``)."""
+    return _create_signed_value(secret, name, value, version=version, clock=clock, key_version=key_version)
+
+
+def decode_signed_value(
+    secret: Any, name: str, value: Any, max_age_days: float = 31, clock: Any = None,
+    min_version: int | None = None,
+) -> bytes | None:
+    """Verify and decode a signed value (see ``cyclone.signing``)."""
+    return _decode_signed_value(secret, name, value, max_age_days=max_age_days, clock=clock,
+                                min_version=min_version)
+
+
+# ----------------------------------------------------------------------------
+# Decorators
+# ----------------------------------------------------------------------------
+
+
+def asynchronous(method: Callable) -> Callable:
+    """Keep the request open after the method returns, until ``self.finish()``."""
+
+    @functools.wraps(method)
+    def wrapper(self: RequestHandler, *args: Any, **kwargs: Any) -> Any:
+        self._auto_finish = False
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def stream_request_body(cls: type[RequestHandler]) -> type[RequestHandler]:
+    """Class decorator: the body is passed to ``data_received(chunk)`` as it
+    arrives (after ``prepare()``), instead of being buffered in ``request.body``.
+
+    ``prepare()`` may raise the limit for this request with
+    ``self.request.connection.set_max_body_size(n)``.
+    """
+    if not issubclass(cls, RequestHandler):
+        raise TypeError(f"expected subclass of RequestHandler, got {cls!r}")
+    cls._stream_request_body = True
+    return cls
+
+
+def removeslash(method: Callable) -> Callable:
+    """Redirect ``/path/`` to ``/path`` (GET/HEAD); 404 for other methods."""
+
+    @functools.wraps(method)
+    def wrapper(self: RequestHandler, *args: Any, **kwargs: Any) -> Any:
+        if self.request.path.endswith("/"):
+            if self.request.method in ("GET", "HEAD"):
+                uri = self.request.path.rstrip("/")
+                if uri:
+                    if self.request.query:
+                        uri += "?" + self.request.query
+                    self.redirect(uri, permanent=True)
+                    return None
+            else:
+                raise HTTPError(404)
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def addslash(method: Callable) -> Callable:
+    """Redirect ``/path`` to ``/path/`` (GET/HEAD); 404 for other methods."""
+
+    @functools.wraps(method)
+    def wrapper(self: RequestHandler, *args: Any, **kwargs: Any) -> Any:
+        if not self.request.path.endswith("/"):
+            if self.request.method in ("GET", "HEAD"):
+                uri = self.request.path + "/"
+                if self.request.query:
+                    uri += "?" + self.request.query
+                self.redirect(uri, permanent=True)
+                return None
+            raise HTTPError(404)
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def authenticated(method: Callable) -> Callable:
+    """Require ``current_user``: GET/HEAD redirect to ``login_url?next=...``,
+    other methods get 403."""
+
+    @functools.wraps(method)
+    def wrapper(self: RequestHandler, *args: Any, **kwargs: Any) -> Any:
+        if not self.current_user:
+            if self.request.method in ("GET", "HEAD"):
+                login_url = self.get_login_url()
+                if "?" not in login_url:
+                    if urllib.parse.urlsplit(login_url).scheme:
+                        next_url = self.request.full_url()
+                    else:
+                        next_url = self.request.uri
+                    login_url += "?" + urllib.parse.urlencode({"next": next_url})
+                self.redirect(login_url)
+                return None
+            raise HTTPError(403)
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+# ----------------------------------------------------------------------------
+# Output transforms
+# ----------------------------------------------------------------------------
+
+
+class OutputTransform:
+    """Changes a response on its way out (e.g. gzip). One instance per request."""
+
+    def __init__(self, request: HTTPRequest) -> None:
+        pass
+
+    def transform_first_chunk(
+        self, status_code: int, headers: httputil.HTTPHeaders, chunk: bytes, finishing: bool
+    ) -> tuple[int, httputil.HTTPHeaders, bytes]:
+        return status_code, headers, chunk
+
+    def transform_chunk(self, chunk: bytes, finishing: bool) -> bytes:
+        return chunk
+
+
+class GZipContentEncoding(OutputTransform):
+    """gzip the response when the client accepts it (settings
+    ``compress_response`` or cyclone's ``gzip``); adds ``Vary: Accept-Encoding``."""
+
+    CONTENT_TYPES = {
+        "application/javascript",
+        "application/x-javascript",
+        "application/xml",
+        "application/atom+xml",
+        "application/json",
+        "application/xhtml+xml",
+        "image/svg+xml",
+    }
+    GZIP_LEVEL = 6
+    MIN_LENGTH = 1024
+
+    def __init__(self, request: HTTPRequest) -> None:
+        self._gzipping = "gzip" in request.headers.get("Accept-Encoding", "").lower()
+        self._buffer: io.BytesIO | None = None
+        self._file: gzip.GzipFile | None = None
+
+    def _compressible_type(self, ctype: str) -> bool:
+        return ctype.startswith("text/") or ctype in self.CONTENT_TYPES
+
+    def transform_first_chunk(self, status_code, headers, chunk, finishing):
+        if "Vary" in headers:
+            if "accept-encoding" not in headers["Vary"].lower():
+                headers["Vary"] += ", Accept-Encoding"
+        else:
+            headers["Vary"] = "Accept-Encoding"
+        if self._gzipping:
+            ctype = headers.get("Content-Type", "").split(";")[0].strip()
+            self._gzipping = (
+                self._compressible_type(ctype)
+                and (not finishing or len(chunk) >= self.MIN_LENGTH)
+                and "Content-Encoding" not in headers
+                and status_code not in _BODYLESS
+                and status_code >= 200
+            )
+        if self._gzipping:
+            headers["Content-Encoding"] = "gzip"
+            self._buffer = io.BytesIO()
+            self._file = gzip.GzipFile(mode="w", fileobj=self._buffer, compresslevel=self.GZIP_LEVEL)
+            chunk = self.transform_chunk(chunk, finishing)
+            if "Content-Length" in headers:
+                if finishing:
+                    headers["Content-Length"] = str(len(chunk))
+                else:
+                    del headers["Content-Length"]
+            etag = headers.get("Etag")
+            if etag and not etag.startswith("W/"):
+                # the bytes differ from the identity representation
+                headers["Etag"] = "W/" + etag
+        return status_code, headers, chunk
+
+    def transform_chunk(self, chunk, finishing):
+        if self._gzipping:
+            self._file.write(chunk)
+            if finishing:
+                self._file.close()
+            else:
+                self._file.flush()
+            chunk = self._buffer.getvalue()
+            self._buffer.truncate(0)
+            self._buffer.seek(0)
+        return chunk
+
+
+# ----------------------------------------------------------------------------
+# UI modules
+# ----------------------------------------------------------------------------
+
+
+class UIModule:
+    """A reusable piece of UI rendered with ``{% module Name(...) %}``."""
+
+    def __init__(self, handler: RequestHandler) -> None:
+        self.handler = handler
+        self.request = handler.request
+        self.ui = handler.ui
+        self.locale = handler.locale
+
+    @property
+    def current_user(self) -> Any:
+        return self.handler.current_user
+
+    def render(self, *args: Any, **kwargs: Any) -> str | bytes:
+        raise NotImplementedError()
+
+    def embedded_javascript(self) -> str | None:
+        return None
+
+    def javascript_files(self) -> Iterable[str] | None:
+        return None
+
+    def embedded_css(self) -> str | None:
+        return None
+
+    def css_files(self) -> Iterable[str] | None:
+        return None
+
+    def html_head(self) -> str | None:
+        return None
+
+    def html_body(self) -> str | None:
+        return None
+
+    def render_string(self, path: str, **kwargs: Any) -> bytes | defer.Deferred:
+        return self.handler.render_string(path, **kwargs)
+
+
+class _linkify(UIModule):
+    def render(self, text: str, **kwargs: Any) -> str:
+        return escape.linkify(text, **kwargs)
+
+
+class _xsrf_form_html(UIModule):
+    def render(self) -> str:
+        return self.handler.xsrf_form_html()
+
+
+class TemplateModule(UIModule):
+    """``{% module Template("file.html", **kwargs) %}``: renders another
+    template; it may call ``set_resources(javascript_files=..., ...)``."""
+
+    def __init__(self, handler: RequestHandler) -> None:
+        super().__init__(handler)
+        self._resource_list: list[dict[str, Any]] = []
+        self._resource_dict: dict[str, dict[str, Any]] = {}
+
+    def render(self, path: str, **kwargs: Any) -> bytes | defer.Deferred:
+        def set_resources(**resources: Any) -> str:
+            if path not in self._resource_dict:
+                self._resource_list.append(resources)
+                self._resource_dict[path] = resources
+            elif self._resource_dict[path] != resources:
+                raise ValueError("set_resources called with different resources for the same template")
+            return ""
+
+        return self.render_string(path, set_resources=set_resources, **kwargs)
+
+    def _get_resources(self, key: str) -> Iterable[str]:
+        return (r[key] for r in self._resource_list if key in r)
+
+    def embedded_javascript(self) -> str:
+        return "\n".join(self._get_resources("embedded_javascript"))
+
+    def javascript_files(self) -> list[str]:
+        result = []
+        for f in self._get_resources("javascript_files"):
+            result.extend([f] if isinstance(f, (str, bytes)) else f)
+        return result
+
+    def embedded_css(self) -> str:
+        return "\n".join(self._get_resources("embedded_css"))
+
+    def css_files(self) -> list[str]:
+        result = []
+        for f in self._get_resources("css_files"):
+            result.extend([f] if isinstance(f, (str, bytes)) else f)
+        return result
+
+    def html_head(self) -> str:
+        return "".join(self._get_resources("html_head"))
+
+    def html_body(self) -> str:
+        return "".join(self._get_resources("html_body"))
+
+
+class _UIModuleNamespace:
+    """``_tt_modules.Name(...)`` in templates: renders the module for this handler."""
+
+    def __init__(self, handler: RequestHandler, ui_modules: dict[str, type[UIModule]]) -> None:
+        self.handler = handler
+        self.ui_modules = ui_modules
+
+    def __getitem__(self, key: str) -> Callable:
+        return self._renderer(key)
+
+    def __getattr__(self, key: str) -> Callable:
+        try:
+            return self._renderer(key)
+        except KeyError as exc:
+            raise AttributeError(str(exc)) from None
+
+    def _renderer(self, name: str) -> Callable:
+        module_class = self.ui_modules[name]
+        handler = self.handler
+
+        def render(*args: Any, **kwargs: Any) -> Any:
+            active = handler.__dict__.setdefault("_active_modules", {})
+            module = active.get(name)
+            if module is None:
+                module = active[name] = module_class(handler)
+            return module.render(*args, **kwargs)
+
+        return render
+
+
+# ----------------------------------------------------------------------------
+# Built-in handlers
+# ----------------------------------------------------------------------------
+
+
+class ErrorHandler(RequestHandler):
+    """Answers every request with ``status_code`` (404 by default)."""
+
+    no_xsrf = True
+
+    def initialize(self, status_code: int = 404) -> None:
+        self.set_status(status_code)
+
+    def prepare(self) -> None:
+        raise HTTPError(self._status_code)
+
+    def check_xsrf_cookie(self) -> None:
+        # an error answer must not turn into 403 because of XSRF
+        pass
+
+
+class RedirectHandler(RequestHandler):
+    """Redirects to ``url``; ``{0}``/``{name}`` in it take the path arguments,
+    and the query string is kept."""
+
+    def initialize(self, url: str, permanent: bool = True) -> None:
+        self._url = url
+        self._permanent = permanent
+
+    def get(self, *args: Any, **kwargs: Any) -> None:
+        to_url = self._url.format(*args, **kwargs)
+        if self.request.query_arguments:
+            to_url = httputil.url_concat(
+                to_url, list(httputil.qs_to_qsl(self.request.query_arguments))
+            )
+        self.redirect(to_url, permanent=self._permanent)
+
+
+class FallbackHandler(RequestHandler):
+    """Hands the request to ``fallback(request)``, a callable that answers
+    through ``request.connection`` (e.g. a WSGI container)."""
+
+    def initialize(self, fallback: Callable[[HTTPRequest], Any]) -> None:
+        self.fallback = fallback
+
+    def prepare(self) -> Any:
+        self._finished = True
+        result = self.fallback(self.request)
+        if result is not None:
+            return ensure_deferred(result)
+        return None
+
+
+# ----------------------------------------------------------------------------
+# Routing
+# ----------------------------------------------------------------------------
+
+
+class URLReverseError(ValueError):
+    """``reverse_url`` could not build a URL for the arguments."""
+
+
+class URLSpec:
+    """Maps a URL pattern to a handler: ``URLSpec(r"/user/([0-9]+)", UserHandler,
+    kwargs, name="user")``."""
+
+    def __init__(
+        self,
+        pattern: str,
+        handler_class: type[RequestHandler] | str,
+        kwargs: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> None:
+        if not pattern.endswith("$"):
+            pattern += "$"
+        self.regex = re.compile(pattern)
+        self._handler_class = handler_class
+        self.kwargs = kwargs or {}
+        self.name = name
+        self._path, self._group_count = self._find_groups()
+
+    @property
+    def handler_class(self) -> type[RequestHandler]:
+        """The handler class (a dotted name is imported on first use)."""
+        handler = self._handler_class
+        if isinstance(handler, str):
+            handler = self._handler_class = import_object(handler)
+        return handler
+
+    @handler_class.setter
+    def handler_class(self, value: Any) -> None:
+        self._handler_class = value
+
+    def _find_groups(self) -> tuple[str | None, int | None]:
+        pattern = self.regex.pattern
+        if pattern.startswith("^"):
+            pattern = pattern[1:]
+        if pattern.endswith("$"):
+            pattern = pattern[:-1]
+        if self.regex.groups != pattern.count("("):
+            return None, None  # nested or non-capturing groups: not reversible
+        pieces = []
+        for fragment in pattern.split("("):
+            if ")" in fragment:
+                paren_loc = fragment.index(")")
+                if paren_loc >= 0:
+                    pieces.append("%s" + _unescape_pattern(fragment[paren_loc + 1 :]))
+            else:
+                unescaped = _unescape_pattern(fragment)
+                if unescaped is None:
+                    return None, None
+                pieces.append(unescaped)
+        if any(p is None for p in pieces):
+            return None, None
+        return "".join(pieces), self.regex.groups
+
+    def reverse(self, *args: Any, **kwargs: Any) -> str:
+        """The path for ``args`` (positional groups, URL-escaped); keyword
+        arguments become a sorted query string."""
+        if self._path is None:
+            raise URLReverseError(f"cannot reverse url regex {self.regex.pattern}")
+        if len(args) != self._group_count:
+            raise URLReverseError("required number of arguments not found")
+        if not args:
+            path = self._path
+        else:
+            converted = []
+            for arg in args:
+                if not isinstance(arg, (str, bytes)):
+                    arg = str(arg)
+                converted.append(url_escape(utf8(arg), plus=False))
+            path = self._path % tuple(converted)
+        if kwargs:
+            path += "?" + urllib.parse.urlencode(sorted(kwargs.items()))
+        return path
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.regex.pattern!r}, {self._handler_class!r}, "
+            f"kwargs={self.kwargs!r}, name={self.name!r})"
+        )
+
+
+url = URLSpec
+
+
+def _unescape_pattern(fragment: str) -> str | None:
+    """A regex fragment as a literal string, or None if it is not literal."""
+    out = []
+    chars = iter(fragment)
+    for char in chars:
+        if char == "\\":
+            try:
+                nxt = next(chars)
+            except StopIteration:
+                return None
+            if nxt.isalnum():
+                return None
+            out.append(nxt)
+        elif char in ".*+?[]{}|^$":
+            return None
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+# ----------------------------------------------------------------------------
+# Application
+# ----------------------------------------------------------------------------
+
+
+class Application(protocol.ServerFactory):
+    """A collection of request handlers that make up a web application; a
+    Twisted ``ServerFactory``: ``reactor.listenTCP(8888, app)``.
+
+    ``handlers`` is a list of ``URLSpec`` or tuples ``(pattern, handler)``,
+    ``(pattern, handler, kwargs)``, ``(pattern, handler, kwargs, name)``;
+    a handler may be a dotted name.
+
+    Settings read by this module: ``debug`` (turns on ``serve_traceback``,
+    ``compiled_template_cache=False``, ``static_hash_cache=False``),
+    ``serve_traceback``, ``compiled_template_cache``, ``static_hash_cache``,
+    ``compress_response``/``gzip``, ``cookie_secret``, ``key_version``,
+    ``xsrf_cookies``, ``xsrf_cookie_version``, ``xsrf_cookie_kwargs``,
+    ``login_url``, ``template_path``, ``template_loader``, ``autoescape``,
+    ``template_whitespace``, ``static_path``, ``static_url_prefix`` ("/static/"),
+    ``static_handler_class``, ``static_handler_args``, ``ui_modules``,
+    ``ui_methods``, ``log_function``, ``default_handler_class``,
+    ``default_handler_args``, ``log_bridge`` (True: send ``cyclone.*`` logs to
+    Twisted's log when stdlib logging is not configured). The HTTP server's
+    settings (limits, timeouts, ``xheaders``, ``trusted_downstream``,
+    ``no_keep_alive``) are read by ``cyclone.httpserver``.
+    """
+
+    protocol = HTTPConnection
+
+    def __init__(
+        self,
+        handlers: list | None = None,
+        default_host: str | None = None,
+        transforms: list | None = None,
+        error_handler: type[RequestHandler] | None = None,
+        **settings: Any,
+    ) -> None:
+        if transforms is None:
+            self.transforms: list[type[OutputTransform]] = []
+            if settings.get("compress_response") or settings.get("gzip"):
+                self.transforms.append(GZipContentEncoding)
+        else:
+            self.transforms = list(transforms)
+        self.handlers: list[tuple[re.Pattern, list[URLSpec]]] = []
+        self.named_handlers: dict[str, URLSpec] = {}
+        self.default_host = default_host or ""
+        self.settings = ObjectDict(settings)
+        self.error_handler = error_handler
+        self.ui_modules: dict[str, type[UIModule]] = {
+            "linkify": _linkify,
+            "xsrf_form_html": _xsrf_form_html,
+            "Template": TemplateModule,
+        }
+        self.ui_methods: dict[str, Callable] = {}
+        self._load_ui_modules(settings.get("ui_modules", {}))
+        self._load_ui_methods(settings.get("ui_methods", {}))
+        if self.settings.get("debug"):
+            self.settings.setdefault("compiled_template_cache", False)
+            self.settings.setdefault("static_hash_cache", False)
+            self.settings.setdefault("serve_traceback", True)
+        if self.settings.get("static_path"):
+            path = self.settings["static_path"]
+            handlers = list(handlers or [])
+            static_url_prefix = settings.get("static_url_prefix", "/static/")
+            static_handler_class = settings.get("static_handler_class", StaticFileHandler)
+            static_handler_args = dict(settings.get("static_handler_args", {}))
+            static_handler_args["path"] = path
+            for pattern in (
+                re.escape(static_url_prefix) + r"(.*)",
+                r"/(favicon\.ico)",
+                r"/(robots\.txt)",
+            ):
+                handlers.insert(0, (pattern, static_handler_class, static_handler_args))
+        if handlers:
+            self.add_handlers(".*$", handlers)
+
+    # -- configuration -------------------------------------------------------------------
+
+    def add_handlers(self, host_pattern: str, host_handlers: list) -> None:
+        """Add handlers for hosts matching ``host_pattern`` (a regex; ``$`` is
+        appended). Later host patterns are tried before the catch-all ``.*$``."""
+        if not host_pattern.endswith("$"):
+            host_pattern += "$"
+        specs: list[URLSpec] = []
+        if self.handlers and self.handlers[-1][0].pattern == ".*$":
+            self.handlers.insert(-1, (re.compile(host_pattern), specs))
+        else:
+            self.handlers.append((re.compile(host_pattern), specs))
+        for spec in host_handlers:
+            if isinstance(spec, (tuple, list)):
+                if not 2 <= len(spec) <= 4:
+                    raise ValueError(f"handler spec must have 2 to 4 elements: {spec!r}")
+                spec = URLSpec(*spec)
+            specs.append(spec)
+            if spec.name:
+                if spec.name in self.named_handlers:
+                    app_log.warning("Multiple handlers named %s; replacing previous value", spec.name)
+                self.named_handlers[spec.name] = spec
+
+    def add_transform(self, transform_class: type[OutputTransform]) -> None:
+        self.transforms.append(transform_class)
+
+    def _load_ui_methods(self, methods: Any) -> None:
+        if isinstance(methods, types.ModuleType):
+            self._load_ui_methods({n: getattr(methods, n) for n in dir(methods)})
+        elif isinstance(methods, list):
+            for m in methods:
+                self._load_ui_methods(m)
+        else:
+            for name, fn in methods.items():
+                if not name.startswith("_") and callable(fn) and name[0].lower() == name[0]:
+                    self.ui_methods[name] = fn
+
+    def _load_ui_modules(self, modules: Any) -> None:
+        if isinstance(modules, types.ModuleType):
+            self._load_ui_modules({n: getattr(modules, n) for n in dir(modules)})
+        elif isinstance(modules, list):
+            for m in modules:
+                self._load_ui_modules(m)
+        else:
+            for name, cls in modules.items():
+                if isinstance(cls, type) and issubclass(cls, UIModule):
+                    self.ui_modules[name] = cls
+
+    def reverse_url(self, name: str, *args: Any, **kwargs: Any) -> str:
+        """The path of the handler named ``name`` (``KeyError`` if unknown)."""
+        if name in self.named_handlers:
+            return self.named_handlers[name].reverse(*args, **kwargs)
+        raise KeyError(f"{name} not found in named urls")
+
+    def listen(self, port: int, address: str = "", **kwargs: Any) -> Any:
+        """``reactor.listenTCP(port, self, interface=address)``; returns the port."""
+        from twisted.internet import reactor
+
+        return reactor.listenTCP(port, self, interface=address, **kwargs)
+
+    def startFactory(self) -> None:
+        if self.settings.get("log_bridge", True):
+            bridge_to_twisted()
+
+    # -- serving --------------------------------------------------------------------------
+
+    def _find_handler(self, request: HTTPRequest) -> tuple[type[RequestHandler], dict, list, dict]:
+        """(handler class, init kwargs, path args, path kwargs) for a request."""
+        specs = self._host_specs(request)
+        path = request.path
+        if specs is not None:
+            for spec in specs:
+                match = spec.regex.match(path)
+                if match is not None:
+                    if spec.regex.groupindex:
+                        groups = {
+                            str(k): _unquote_path(v) for k, v in match.groupdict().items() if v is not None
+                        }
+                        return spec.handler_class, spec.kwargs, [], groups
+                    args = [_unquote_path(g) if g is not None else None for g in match.groups()]
+                    return spec.handler_class, spec.kwargs, args, {}
+        settings = self.settings
+        if settings.get("default_handler_class"):
+            return settings["default_handler_class"], settings.get("default_handler_args", {}), [], {}
+        if self.error_handler is not None:
+            return self.error_handler, {"status_code": 404}, [], {}
+        return ErrorHandler, {"status_code": 404}, [], {}
+
+    def _host_specs(self, request: HTTPRequest) -> list[URLSpec] | None:
+        host = request.host_name
+        for pattern, specs in self.handlers:
+            if pattern.match(host):
+                return specs
+        # no host matched: requests not through a proxy use default_host's handlers
+        if self.default_host and "X-Real-Ip" not in request.headers:
+            for pattern, specs in self.handlers:
+                if pattern.match(self.default_host):
+                    return specs
+        return None
+
+    def start_request(self, connection: HTTPConnection, request: HTTPRequest) -> "_RequestDispatcher":
+        """The request delegate for ``cyclone.httpserver`` (one per request)."""
+        return _RequestDispatcher(self, connection, request)
+
+    def __call__(self, request: HTTPRequest) -> RequestHandler:
+        """Serve a request whose body is already read (the original cyclone's
+        interface); returns the handler."""
+        dispatcher = _RequestDispatcher(self, request.connection, request)
+        dispatcher.execute()
+        return dispatcher.handler
+
+    def log_request(self, handler: RequestHandler) -> None:
+        """Log a finished request to ``cyclone.access`` (or call the
+        ``log_function`` setting with the handler)."""
+        log_function = self.settings.get("log_function")
+        if log_function is not None:
+            log_function(handler)
+            return
+        status = handler.get_status()
+        if status < 400:
+            level = 20
+        elif status < 500:
+            level = 30
+        else:
+            level = 40
+        if not access_log.isEnabledFor(level):
+            return
+        request_time = 1000.0 * handler.request.request_time()
+        access_log.log(level, "%d %s %.2fms", status, handler._request_summary(), request_time)
+
+
+def _unquote_path(value: str) -> bytes:
+    # percent-decoding yields bytes; handlers get them via decode_argument (400 on bad UTF-8)
+    return urllib.parse.unquote_to_bytes(value)
+
+
+class _RequestDispatcher:
+    """The request delegate ``Application.start_request`` returns."""
+
+    __slots__ = ("application", "connection", "request", "handler", "chunks", "stream", "handler_class",
+                 "handler_kwargs", "path_args", "path_kwargs")
+
+    def __init__(self, application: Application, connection: HTTPConnection, request: HTTPRequest) -> None:
+        self.application = application
+        self.connection = connection
+        self.request = request
+        self.handler: RequestHandler | None = None
+        self.chunks: list[bytes] = []
+        self.stream = False
+
+    def headers_received(self) -> Any:
+        application = self.application
+        cls, kwargs, args, path_kwargs = application._find_handler(self.request)
+        self.handler_class, self.handler_kwargs = cls, kwargs
+        self.path_args, self.path_kwargs = args, path_kwargs
+        self.stream = getattr(cls, "_stream_request_body", False)
+        if self.stream:
+            # prepare() runs now; the body waits until it is done
+            self._make_handler()
+            handler = self.handler
+            result = handler._execute(self._transforms(), *args, **path_kwargs) if handler else None
+            return result
+        return None
+
+    def _transforms(self) -> list:
+        request = self.request
+        return [t(request) for t in self.application.transforms]
+
+    def _make_handler(self) -> None:
+        try:
+            self.handler = self.handler_class(self.application, self.request, **self.handler_kwargs)
+        except Exception:
+            app_log.error("Error creating %r for %r", self.handler_class, self.request, exc_info=True)
+            handler = RequestHandler(self.application, self.request)
+            self.handler = handler
+            handler._transforms = []
+            handler.send_error(500)
+
+    def data_received(self, chunk: bytes) -> Any:
+        if not self.stream:
+            self.chunks.append(chunk)
+            return None
+        handler = self.handler
+        if handler is None or handler._finished:
+            return None
+        try:
+            result = handler.data_received(chunk)
+        except Exception as exc:
+            handler._handle_request_exception(exc)
+            return None
+        if result is not None:
+            d = ensure_deferred(result)
+            d.addErrback(handler._handle_failure)
+            return d
+        return None
+
+    def finish(self) -> None:
+        if self.stream:
+            handler = self.handler
+            if handler is not None and not handler._finished and handler._prepared:
+                handler._call_method()
+            return
+        request = self.request
+        chunks = self.chunks
+        if chunks:
+            request.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            self.chunks = []
+            try:
+                request._parse_body()
+            except httputil.HTTPInputError as exc:
+                gen_log.info("400 Bad Request from %s: %s", request.remote_ip, exc)
+                self.handler_class, self.handler_kwargs = ErrorHandler, {"status_code": 400}
+                self.path_args, self.path_kwargs = [], {}
+        self.execute()
+
+    def execute(self) -> None:
+        if self.handler is None:
+            if not hasattr(self, "handler_class"):
+                cls, kwargs, args, path_kwargs = self.application._find_handler(self.request)
+                self.handler_class, self.handler_kwargs = cls, kwargs
+                self.path_args, self.path_kwargs = args, path_kwargs
+            self._make_handler()
+            if self.handler._finished:
+                return
+        if self.application.settings.get("compiled_template_cache", True) is False:
+            with RequestHandler._template_loader_lock:
+                for loader in RequestHandler._template_loaders.values():
+                    loader.reset()
+        if self.application.settings.get("static_hash_cache", True) is False:
+            StaticFileHandler.reset()
+        self.handler._execute(self._transforms(), *self.path_args, **self.path_kwargs)
+
+    def on_connection_close(self) -> None:
+        handler = self.handler
+        self.chunks = []
+        if handler is not None:
+            handler._on_connection_lost()
+
+
+from cyclone.staticfile import StaticFileHandler  # noqa: E402  (it subclasses RequestHandler)

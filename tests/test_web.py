@@ -1,0 +1,763 @@
+"""cyclone.web over real sockets: handler styles, lifecycle, arguments, output,
+errors, ETags, gzip, streaming bodies, routing, built-in handlers, templates.
+
+Cookies, XSRF and authentication live in test_web_security.py.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import logging
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor, threads
+
+import cyclone.web as web
+from cyclone import template
+
+from .conftest import parse_responses, poll_until, raw_exchange
+
+inline = pytest_twisted.inlineCallbacks
+events: list = []
+
+
+def later(value, delay=0.01):
+    d = defer.Deferred()
+    reactor.callLater(delay, d.callback, value)
+    return d
+
+
+class Plain(web.RequestHandler):
+    def get(self):
+        self.write("plain")
+
+
+class ReturnsDeferred(web.RequestHandler):
+    def get(self):
+        return later("x").addCallback(lambda v: self.write("deferred " + v))
+
+
+class InlineCallbacks(web.RequestHandler):
+    @defer.inlineCallbacks
+    def get(self):
+        value = yield later("y")
+        self.write("inline " + value)
+
+
+class Coroutine(web.RequestHandler):
+    async def prepare(self):
+        self.prefix = await later("pre")
+
+    async def get(self):
+        value = await later("z")
+        self.write(f"{self.prefix} coroutine {value}")
+
+
+class Asynchronous(web.RequestHandler):
+    @web.asynchronous
+    def get(self):
+        reactor.callLater(0.01, self.finish, "async finish")
+
+
+class PrepareDeferred(web.RequestHandler):
+    def prepare(self):
+        return later(None).addCallback(lambda _: self.finish("from prepare"))
+
+    def get(self):
+        raise AssertionError("get must not run after prepare finished the request")
+
+
+class FirstErrorHandler(web.RequestHandler):
+    def get(self):
+        return defer.gatherResults([later(1), defer.fail(web.HTTPError(409))], consumeErrors=True)
+
+
+class RaisesFinish(web.RequestHandler):
+    def get(self):
+        self.set_status(202)
+        raise web.Finish("finished early")
+
+
+class Boom(web.RequestHandler):
+    def get(self):
+        raise ZeroDivisionError("boom")
+
+
+class Lifecycle(web.RequestHandler):
+    def initialize(self, tag):
+        self.tag = tag
+
+    def prepare(self):
+        events.append(("prepare", self.tag))
+
+    def get(self):
+        events.append(("get", self.tag))
+        self.write(self.tag)
+
+    def on_finish(self):
+        events.append(("on_finish", self.tag))
+
+
+class Hold(web.RequestHandler):
+    @web.asynchronous
+    def get(self):
+        events.append("held")
+
+    def on_connection_close(self):
+        events.append("closed")
+
+
+class Arguments(web.RequestHandler):
+    def get(self, *args, **kwargs):
+        self.write({
+            "path_args": self.path_args,
+            "path_kwargs": self.path_kwargs,
+            "a": self.get_arguments("a"),
+            "q": self.get_query_arguments("q"),
+            "one": self.get_argument("one", "default"),
+            "ctrl": self.get_argument("ctrl", ""),
+            "raw": self.get_argument("raw", "", strip=False),
+        })
+
+    def post(self, *args, **kwargs):
+        self.write({
+            "body": self.get_body_arguments("b"),
+            "query": self.get_query_arguments("b"),
+            "all": self.get_arguments("b"),
+            "needed": self.get_body_argument("needed"),
+        })
+
+
+class Output(web.RequestHandler):
+    def get(self, kind):
+        if kind == "dict":
+            self.write({"k": [1, 2]})
+        elif kind == "list":
+            self.write([1, 2])
+        elif kind == "bytes":
+            self.write(b"\x00\xff")
+        elif kind == "status":
+            self.set_status(299, "Custom Reason")
+            self.write("s")
+        elif kind == "headers":
+            self.set_header("X-One", "1")
+            self.set_header("X-Int", 42)
+            self.add_header("X-Multi", "a")
+            self.add_header("X-Multi", "b")
+            self.set_header("X-Gone", "g")
+            self.clear_header("X-Gone")
+            self.write("h")
+        elif kind == "write-after-finish":
+            self.finish("done")
+            try:
+                self.write("more")
+            except RuntimeError:
+                events.append("write after finish refused")
+        elif kind == "redirect":
+            self.redirect("/target?x=1")
+        elif kind == "redirect301":
+            self.redirect("elsewhere", permanent=True)
+        elif kind == "redirect303":
+            self.redirect("/see", status=303)
+        elif kind == "nocontent":
+            self.set_status(204)
+
+
+class SerializeLists(web.RequestHandler):
+    serialize_lists = True
+
+    def get(self):
+        self.write([1, 2])
+
+
+class Streamer(web.RequestHandler):
+    @defer.inlineCallbacks
+    def get(self):
+        for i in range(3):
+            self.write(f"part{i};")
+            yield self.flush()
+        self.finish()
+
+
+class Etagged(web.RequestHandler):
+    def get(self):
+        self.write("etag body")
+
+
+@web.stream_request_body
+class Upload(web.RequestHandler):
+    def prepare(self):
+        self.received = 0
+        self.pieces = 0
+        limit = self.get_query_argument("limit", None)
+        if limit is not None:
+            self.request.connection.set_max_body_size(int(limit))
+
+    def data_received(self, chunk):
+        self.received += len(chunk)
+        self.pieces += 1
+        return later(None, 0.001)
+
+    def put(self):
+        self.write({"received": self.received, "streamed": self.pieces >= 1})
+
+
+class Gzipped(web.RequestHandler):
+    def get(self):
+        self.set_header("Content-Type", "text/plain")
+        self.write("compress me " * 200)
+
+
+class Small(web.RequestHandler):
+    def get(self):
+        self.set_header("Content-Type", "text/plain")
+        self.write("tiny")
+
+
+class Page(web.RequestHandler):
+    def get(self):
+        self.render("page.html", items=["<a>", "b"], later_value=later("deferred!"))
+
+
+class Entry(web.UIModule):
+    def render(self, name):
+        return f"<li>{name}</li>"
+
+    def embedded_javascript(self):
+        return "var entry = 1;"
+
+    def css_files(self):
+        return ["https://cdn.example/entry.css"]
+
+
+def upper(handler, text):
+    return text.upper()
+
+
+class NamedPath(web.RequestHandler):
+    def get(self, ident):
+        self.write(self.reverse_url("named", ident))
+
+
+class Locale(web.RequestHandler):
+    def get(self):
+        self.write(self.locale.code)
+
+
+class Fallback:
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, request):
+        self.seen.append(request.path)
+        body = b"fallback " + request.path.encode()
+        request.connection.write_head(200, [("Content-Length", str(len(body)))], body=body, finish=True)
+
+
+def make_app(tmp_path, **settings):
+    (tmp_path / "page.html").write_text(
+        "<html><head></head><body>{% for i in items %}{{ i }}|{% end %}"
+        "{% module Entry('e') %}{{ upper_ui('x') }}{{ later_value }}</body></html>"
+    )
+    fallback = Fallback()
+    app = web.Application(
+        [
+            (r"/plain", Plain),
+            (r"/deferred", ReturnsDeferred),
+            (r"/inline", InlineCallbacks),
+            (r"/coroutine", Coroutine),
+            (r"/asynchronous", Asynchronous),
+            (r"/prepare", PrepareDeferred),
+            (r"/first-error", FirstErrorHandler),
+            (r"/finish-exc", RaisesFinish),
+            (r"/boom", Boom),
+            (r"/life", Lifecycle, {"tag": "t1"}),
+            (r"/hold", Hold),
+            (r"/args/([^/]*)/", Arguments),
+            (r"/pos/([^/]+)/([^/]+)", Arguments),
+            (r"/kw/(?P<first>[^/]+)", Arguments),
+            (r"/post", Arguments),
+            (r"/out/([\w-]+)", Output),
+            (r"/lists", SerializeLists),
+            (r"/stream", Streamer),
+            (r"/etag", Etagged),
+            (r"/upload", Upload),
+            (r"/gzip", Gzipped),
+            (r"/small", Small),
+            (r"/page", Page),
+            web.url(r"/named/([0-9]+)", NamedPath, name="named"),
+            (r"/locale", Locale),
+            (r"/dotted", "tests.test_web.Plain"),
+            (r"/redirect/(\w+)", web.RedirectHandler, {"url": "/to/{0}"}),
+            (r"/gone", web.ErrorHandler, {"status_code": 410}),
+            (r"/fallback/.*", web.FallbackHandler, {"fallback": fallback}),
+        ],
+        template_path=str(tmp_path),
+        ui_modules={"Entry": Entry},
+        ui_methods={"upper_ui": upper},
+        **settings,
+    )
+    app.fallback = fallback
+    return app
+
+
+@pytest.fixture(autouse=True)
+def clean_events():
+    events.clear()
+    web.RequestHandler._template_loaders.clear()
+    yield
+    events.clear()
+
+
+@pytest.fixture
+def serve(listen, tmp_path):
+    def _serve(**settings):
+        app = make_app(tmp_path, **settings)
+        return listen(app), app
+    return _serve
+
+
+def fetch(port, method, path, body=None, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.reason, response.msg, response.read()
+    finally:
+        conn.close()
+
+
+def get(port, path, **kwargs):
+    return threads.deferToThread(fetch, port, "GET", path, **kwargs)
+
+
+# -- handler styles ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/plain", b"plain"),
+    ("/deferred", b"deferred x"),
+    ("/inline", b"inline y"),
+    ("/coroutine", b"pre coroutine z"),
+    ("/asynchronous", b"async finish"),
+    ("/prepare", b"from prepare"),
+])
+@inline
+def test_handler_styles(serve, path, body):
+    port, _ = serve()
+    status, _, _, data = yield get(port, path)
+    assert (status, data) == (200, body)
+
+
+@inline
+def test_first_error_answers_its_own_status(serve):
+    port, _ = serve()
+    status, _, _, _ = yield get(port, "/first-error")
+    assert status == 409
+
+
+@inline
+def test_finish_exception_keeps_status(serve):
+    port, _ = serve()
+    status, _, _, data = yield get(port, "/finish-exc")
+    assert (status, data) == (202, b"finished early")
+
+
+@inline
+def test_uncaught_exception_is_500_and_logged(serve, caplog):
+    port, _ = serve()
+    with caplog.at_level(logging.ERROR, logger="cyclone.application"):
+        status, _, _, data = yield get(port, "/boom")
+    assert status == 500
+    assert b"Traceback" not in data and b"boom" not in data
+    assert any("Uncaught exception" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+@inline
+def test_serve_traceback_shows_traceback(serve):
+    port, _ = serve(serve_traceback=True)
+    status, _, headers, data = yield get(port, "/boom")
+    assert status == 500 and b"ZeroDivisionError: boom" in data
+    assert headers["Content-Type"].startswith("text/plain")
+
+
+@inline
+def test_lifecycle_order_and_initialize(serve):
+    port, _ = serve()
+    status, _, _, data = yield get(port, "/life")
+    assert data == b"t1"
+    yield poll_until(lambda: len(events) == 3)
+    assert events == [("prepare", "t1"), ("get", "t1"), ("on_finish", "t1")]
+
+
+@inline
+def test_on_connection_close_once(serve):
+    import socket
+
+    port, _ = serve()
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+    yield poll_until(lambda: "held" in events)
+    sock.close()
+    yield poll_until(lambda: "closed" in events)
+    assert events == ["held", "closed"]
+
+
+# -- arguments -----------------------------------------------------------------------------
+
+
+@inline
+def test_arguments(serve):
+    port, _ = serve()
+    status, _, _, data = yield get(port, "/args/caf%C3%A9/?a=1&a=%20two%20&q=3&ctrl=a%01b&raw=%20r%20")
+    result = json.loads(data)
+    assert result["path_args"] == ["café"]
+    assert result["a"] == ["1", "two"]
+    assert result["q"] == ["3"]
+    assert result["one"] == "default"
+    assert result["ctrl"] == "a b"
+    assert result["raw"] == " r "
+
+
+@inline
+def test_positional_and_keyword_path_arguments(serve):
+    port, _ = serve()
+    _, _, _, data = yield get(port, "/pos/a%2Fb/c")
+    assert json.loads(data)["path_args"] == ["a/b", "c"]
+    _, _, _, data = yield get(port, "/kw/value")
+    result = json.loads(data)
+    assert result["path_kwargs"] == {"first": "value"} and result["path_args"] == []
+
+
+@inline
+def test_body_and_query_arguments(serve):
+    port, _ = serve()
+    status, _, _, data = yield threads.deferToThread(
+        fetch, port, "POST", "/post?b=q", body="b=body&needed=yes",
+        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert json.loads(data) == {"body": ["body"], "query": ["q"], "all": ["q", "body"], "needed": "yes"}
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/args/%FF/", None),
+    ("/args/x/?one=%FF", None),
+])
+@inline
+def test_undecodable_arguments_are_400(serve, path, body):
+    port, _ = serve()
+    status, _, _, _ = yield get(port, path)
+    assert status == 400
+
+
+@inline
+def test_missing_argument_is_400(serve):
+    port, _ = serve()
+    status, _, _, data = yield threads.deferToThread(
+        fetch, port, "POST", "/post", body="b=1",
+        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 400
+
+
+@inline
+def test_malformed_multipart_is_400(serve):
+    port, _ = serve()
+    status, _, _, _ = yield threads.deferToThread(
+        fetch, port, "POST", "/post", body=b"garbage without boundary",
+        headers={"Content-Type": "multipart/form-data; boundary=zzz"})
+    assert status == 400
+
+
+# -- output ---------------------------------------------------------------------------------
+
+
+@inline
+def test_write_dict_is_json(serve):
+    port, _ = serve()
+    _, _, headers, data = yield get(port, "/out/dict")
+    assert headers["Content-Type"] == "application/json; charset=UTF-8"
+    assert json.loads(data) == {"k": [1, 2]}
+
+
+@inline
+def test_write_list_needs_serialize_lists(serve):
+    port, _ = serve()
+    status, _, _, _ = yield get(port, "/out/list")
+    assert status == 500
+    status, _, _, data = yield get(port, "/lists")
+    assert (status, json.loads(data)) == (200, [1, 2])
+
+
+@inline
+def test_status_reason_and_headers(serve):
+    port, _ = serve()
+    status, reason, _, _ = yield get(port, "/out/status")
+    assert (status, reason) == (299, "Custom Reason")
+    _, _, headers, _ = yield get(port, "/out/headers")
+    assert headers["X-One"] == "1" and headers["X-Int"] == "42"
+    assert headers.get_all("X-Multi") == ["a", "b"]
+    assert "X-Gone" not in headers
+    assert headers["Server"].startswith("cyclone/")
+    assert headers["Date"].endswith("GMT")
+
+
+@inline
+def test_write_after_finish_raises(serve):
+    port, _ = serve()
+    _, _, _, data = yield get(port, "/out/write-after-finish")
+    assert data == b"done"
+    yield poll_until(lambda: events == ["write after finish refused"])
+
+
+@pytest.mark.parametrize("kind,status,location", [
+    ("redirect", 302, "/target?x=1"),
+    ("redirect301", 301, "/out/elsewhere"),
+    ("redirect303", 303, "/see"),
+])
+@inline
+def test_redirects(serve, kind, status, location):
+    port, _ = serve()
+    got, _, headers, _ = yield get(port, "/out/" + kind)
+    assert (got, headers["Location"]) == (status, location)
+
+
+@inline
+def test_204_has_no_body_or_length(serve):
+    port, _ = serve()
+    data = yield threads.deferToThread(raw_exchange, port,
+                                       b"GET /out/nocontent HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 204") and body == b""
+    assert b"Content-Length" not in head and b"Transfer-Encoding" not in head
+
+
+@inline
+def test_flush_streams_chunks(serve):
+    port, _ = serve()
+    data = yield threads.deferToThread(raw_exchange, port,
+                                       b"GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    [(status, headers, body)] = parse_responses(data)
+    assert body == b"part0;part1;part2;"
+    assert headers["Transfer-Encoding"] == "chunked"
+
+
+@inline
+def test_head_from_get_and_options(serve):
+    port, _ = serve()
+    data = yield threads.deferToThread(
+        raw_exchange, port,
+        b"HEAD /plain HTTP/1.1\r\nHost: x\r\n\r\nOPTIONS /plain HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"DELETE /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    (s1, h1, b1), (s2, h2, _), (s3, _, _) = parse_responses(data, ["HEAD", "OPTIONS", "DELETE"])
+    assert (s1, b1, h1["Content-Length"]) == (200, b"", "5")
+    assert s2 == 204 and h2["Allow"] == "GET, HEAD, OPTIONS"
+    assert s3 == 405
+
+
+@inline
+def test_unknown_method_is_405(serve):
+    port, _ = serve()
+    data = yield threads.deferToThread(raw_exchange, port,
+                                       b"BREW /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 405 ")
+
+
+# -- etags and gzip ---------------------------------------------------------------------------
+
+
+@inline
+def test_etag_and_304(serve):
+    port, _ = serve()
+    status, _, headers, body = yield get(port, "/etag")
+    etag = headers["Etag"]
+    assert status == 200 and etag.startswith('"')
+    for inm in (etag, "W/" + etag, f'"other", {etag}', "*"):
+        status, _, headers304, body = yield get(port, "/etag", headers={"If-None-Match": inm})
+        assert (status, body) == (304, b""), inm
+        assert "Content-Length" not in headers304
+    status, _, _, body = yield get(port, "/etag", headers={"If-None-Match": '"nope"'})
+    assert (status, body) == (200, b"etag body")
+
+
+@inline
+def test_gzip(serve):
+    port, _ = serve(compress_response=True)
+    status, _, headers, body = yield get(port, "/gzip", headers={"Accept-Encoding": "gzip"})
+    assert headers["Content-Encoding"] == "gzip" and headers["Vary"] == "Accept-Encoding"
+    assert gzip.decompress(body) == b"compress me " * 200
+    assert int(headers["Content-Length"]) == len(body)
+    status, _, headers, body = yield get(port, "/gzip")
+    assert "Content-Encoding" not in headers and body == b"compress me " * 200
+    assert headers["Vary"] == "Accept-Encoding"
+    _, _, headers, body = yield get(port, "/small", headers={"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in headers and body == b"tiny"
+
+
+@inline
+def test_cyclone_gzip_setting_name(serve):
+    port, _ = serve(gzip=True)
+    _, _, headers, body = yield get(port, "/gzip", headers={"Accept-Encoding": "gzip"})
+    assert headers["Content-Encoding"] == "gzip"
+
+
+# -- streaming request bodies -------------------------------------------------------------------
+
+
+@inline
+def test_stream_request_body(serve):
+    port, _ = serve()
+    body = b"u" * 500_000
+    status, _, _, data = yield threads.deferToThread(fetch, port, "PUT", "/upload", body=body)
+    assert status == 200 and json.loads(data) == {"received": 500_000, "streamed": True}
+
+
+@inline
+def test_stream_request_body_limit_set_in_prepare(serve):
+    port, _ = serve(max_body_size=1000)
+    status, _, _, _ = yield threads.deferToThread(fetch, port, "PUT", "/upload", body=b"u" * 2000)
+    assert status == 413
+    status, _, _, data = yield threads.deferToThread(fetch, port, "PUT", "/upload?limit=5000",
+                                                     body=b"u" * 2000)
+    assert status == 200 and json.loads(data)["received"] == 2000
+    status, _, _, _ = yield threads.deferToThread(fetch, port, "PUT", "/upload?limit=10", body=b"u" * 20)
+    assert status == 413
+
+
+# -- templates and UI -----------------------------------------------------------------------------
+
+
+@inline
+def test_render_with_ui_modules_methods_and_deferreds(serve):
+    port, _ = serve()
+    status, _, _, data = yield get(port, "/page")
+    assert status == 200
+    assert b"&lt;a&gt;|b|" in data
+    assert b"<li>e</li>" in data
+    assert b"X" in data and b"deferred!" in data
+    assert b"var entry = 1;" in data and data.index(b"var entry") < data.index(b"</body>")
+    assert b'href="https://cdn.example/entry.css"' in data and data.index(b"entry.css") < data.index(b"</head>")
+
+
+def test_template_module_api():
+    assert issubclass(web.TemplateModule, web.UIModule)
+    loader = template.DictLoader({"t.html": "{{ 1 + 1 }}"})
+    assert loader.load("t.html").generate() == b"2"
+
+
+# -- routing --------------------------------------------------------------------------------------
+
+
+@inline
+def test_reverse_url(serve):
+    port, app = serve()
+    assert app.reverse_url("named", 42) == "/named/42"
+    with pytest.raises(KeyError):
+        app.reverse_url("unknown")
+    _, _, _, data = yield get(port, "/named/7")
+    assert data == b"/named/7"
+
+
+def test_url_spec_reverse():
+    spec = web.URLSpec(r"/a/([0-9]+)/b/(\w+)", Plain, name="x")
+    assert spec.reverse(1, "c d") == "/a/1/b/c%20d"
+    assert spec.reverse(1, "z", page=2) == "/a/1/b/z?page=2"
+    with pytest.raises(web.URLReverseError):
+        spec.reverse(1)
+    with pytest.raises(web.URLReverseError):
+        web.URLSpec(r"/a/(?:x|y)+", Plain).reverse()
+
+
+@inline
+def test_dotted_handler_and_builtin_handlers(serve):
+    port, app = serve()
+    status, _, _, data = yield get(port, "/dotted")
+    assert (status, data) == (200, b"plain")
+    status, _, headers, _ = yield get(port, "/redirect/abc?keep=1")
+    assert status == 301 and headers["Location"] == "/to/abc?keep=1"
+    status, _, _, _ = yield get(port, "/gone")
+    assert status == 410
+    status, _, _, data = yield get(port, "/fallback/x/y")
+    assert (status, data) == (200, b"fallback /fallback/x/y")
+    assert app.fallback.seen == ["/fallback/x/y"]
+
+
+@inline
+def test_404_and_default_handler(listen):
+    class Custom404(web.RequestHandler):
+        def initialize(self, word):
+            self.word = word
+
+        def prepare(self):
+            self.set_status(404)
+            self.finish(self.word)
+
+    port = listen(web.Application([(r"/", Plain)], default_handler_class=Custom404,
+                                  default_handler_args={"word": "nothing here"}))
+    status, _, _, data = yield get(port, "/missing")
+    assert (status, data) == (404, b"nothing here")
+    port = listen(web.Application([(r"/", Plain)]))
+    status, _, _, data = yield get(port, "/missing")
+    assert status == 404 and b"404: Not Found" in data
+
+
+@inline
+def test_virtual_hosts(listen):
+    class Other(web.RequestHandler):
+        def get(self):
+            self.write("other host")
+
+    app = web.Application([(r"/", Plain)], default_host="main.test")
+    app.add_handlers(r"other\.test", [(r"/", Other)])
+    port = listen(app)
+    _, _, _, data = yield get(port, "/", headers={"Host": "other.test:80"})
+    assert data == b"other host"
+    _, _, _, data = yield get(port, "/", headers={"Host": "anything.test"})
+    assert data == b"plain"
+
+
+def test_handler_tuple_forms():
+    app = web.Application([
+        (r"/a", Plain),
+        (r"/b", Lifecycle, {"tag": "b"}),
+        (r"/c", Lifecycle, {"tag": "c"}, "c-name"),
+        web.url(r"/d", Plain, name="d"),
+    ])
+    assert app.reverse_url("c-name") == "/c" and app.reverse_url("d") == "/d"
+    with pytest.raises(ValueError):
+        web.Application([(r"/a",)])
+
+
+@inline
+def test_locale_from_accept_language(serve):
+    from cyclone import locale
+
+    locale.load_translations.__doc__  # the module is importable
+    port, _ = serve()
+    _, _, _, data = yield get(port, "/locale", headers={"Accept-Language": "xx;q=0.9, en-US;q=0.8"})
+    assert data == b"en_US"
+
+
+# -- logging -----------------------------------------------------------------------------------
+
+
+@inline
+def test_access_log(serve, caplog):
+    port, _ = serve()
+    with caplog.at_level(logging.INFO, logger="cyclone.access"):
+        yield get(port, "/plain")
+        yield get(port, "/missing")
+        yield poll_until(lambda: len([r for r in caplog.records if r.name == "cyclone.access"]) == 2)
+    records = [r for r in caplog.records if r.name == "cyclone.access"]
+    assert records[0].levelno == logging.INFO and records[0].getMessage().startswith("200 GET /plain (127.0.0.1)")
+    assert records[1].levelno == logging.WARNING and records[1].getMessage().startswith("404 GET /missing")
+
+
+@inline
+def test_log_function_setting(serve):
+    seen = []
+    port, _ = serve(log_function=lambda handler: seen.append((handler.get_status(), handler.request.path)))
+    yield get(port, "/plain")
+    yield poll_until(lambda: seen)
+    assert seen == [(200, "/plain")]
