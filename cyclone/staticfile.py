@@ -398,21 +398,27 @@ class StaticFileHandler(RequestHandler):
         if isinstance(content, bytes):
             content = [content]
         remaining = length
+        # The last piece is left in the buffer for finish(): output transforms
+        # (gzip) only end their stream when finish() hands them a last chunk.
+        pending = b""
         try:
             for chunk in content:
+                if remaining <= 0:
+                    break
+                # cut at Content-Length: the file may have grown since stat()
+                chunk = chunk[:remaining]
                 if not chunk:
                     continue
-                if len(chunk) > remaining:
-                    # the file grew since stat(): the framing must match Content-Length
-                    chunk = chunk[:remaining]
                 remaining -= len(chunk)
-                self.write(chunk)
-                try:
-                    await self.flush()
-                except StreamClosedError:
-                    return  # the client went away; finish() only cleans up
-                if remaining <= 0:
-                    return
+                if pending:
+                    self.write(pending)
+                    try:
+                        await self.flush()
+                    except StreamClosedError:
+                        return  # the client went away; finish() only cleans up
+                pending = chunk
+            if pending:
+                self.write(pending)
         finally:
             close = getattr(content, "close", None)
             if close is not None:

@@ -654,7 +654,8 @@ class RequestHandler:
             if connection is not None:
                 connection.write_head(status, headers.get_all(), self._reason, body=chunk, finish=True)
         else:
-            if self._write_buffer:
+            if self._write_buffer or self._transforms:
+                # transforms (gzip) must see the last chunk even when it is empty
                 self.flush(include_footers=True)
             self._finished = True
             if connection is not None:
@@ -1394,6 +1395,9 @@ class GZipContentEncoding(OutputTransform):
                 and "Content-Encoding" not in headers
                 and status_code not in _BODYLESS
                 and status_code >= 200
+                # a byte range of the identity body must stay uncompressed
+                and status_code != 206
+                and "Content-Range" not in headers
             )
         if self._gzipping:
             headers["Content-Encoding"] = "gzip"

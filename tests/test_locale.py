@@ -9,6 +9,7 @@ import struct
 from pathlib import Path
 
 import pytest
+import pytest_twisted
 
 import cyclone.locale
 from cyclone.i18n import compile_po
@@ -640,3 +641,59 @@ def test_gettext_corrupt_mo_raises_at_load_time(tmp_path, gettext_dir, make, rea
     # All or nothing: the catalogs loaded before are still served.
     assert cyclone.locale.get_supported_locales() == {"fr_FR", "pl", "en_US"}
     assert cyclone.locale.get("fr_FR").translate("school") == "\u00e9cole"
+
+
+# -- the locale demo, served over HTTP ------------------------------------------------------
+
+
+@pytest.fixture
+def locale_demo(tmp_path, listen):
+    """demos/locale with its catalogs compiled into tmp_path, listening on 127.0.0.1."""
+    import importlib.util
+    import shutil
+
+    from cyclone.i18n import compile_po
+
+    repo = Path(__file__).resolve().parent.parent
+    source = repo / "demos" / "locale" / "locale"
+    catalogs = tmp_path / "locale"
+    shutil.copytree(source, catalogs)
+    for po in catalogs.glob("*/LC_MESSAGES/demo.po"):
+        compile_po(str(po), str(po.with_suffix(".mo")))
+    spec = importlib.util.spec_from_file_location("locale_demo", repo / "demos" / "locale" / "locale_demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        yield listen(module.make_app(str(catalogs)))
+    finally:
+        cyclone.locale._install({}, False)  # later tests start with no catalogs
+
+
+def _get_page(port: int, path: str, headers: dict | None = None) -> tuple[int, str, str]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.getheader("Set-Cookie") or "", response.read().decode("utf-8")
+    finally:
+        conn.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_locale_demo_serves_two_languages(locale_demo):
+    from twisted.internet import threads
+
+    status, cookie, page = yield threads.deferToThread(_get_page, locale_demo, "/?lang=pt_BR&files=1")
+    assert status == 200 and "lang=pt_BR" in cookie
+    assert "Olá, mundo!" in page and "1 arquivo<" in page
+    assert "Ordem" in page and "Crescente" in page and "Pedido" in page
+    status, _, page = yield threads.deferToThread(_get_page, locale_demo, "/?lang=es_ES&files=2")
+    assert "¡Hola, mundo!" in page and "2 archivos" in page
+    # no choice made: the browser's Accept-Language decides
+    status, _, page = yield threads.deferToThread(
+        _get_page, locale_demo, "/", {"Accept-Language": "es-ES,es;q=0.9,en;q=0.5"})
+    assert "¡Hola, mundo!" in page
+    status, _, page = yield threads.deferToThread(_get_page, locale_demo, "/?files=5")
+    assert "Hello, world!" in page and "5 files" in page

@@ -761,3 +761,21 @@ def test_log_function_setting(serve):
     yield get(port, "/plain")
     yield poll_until(lambda: seen)
     assert seen == [(200, "/plain")]
+
+
+class GzipStreamer(web.RequestHandler):
+    @defer.inlineCallbacks
+    def get(self):
+        self.set_header("Content-Type", "text/plain")
+        self.write("first " * 300)
+        yield self.flush()
+        self.write("second " * 300)
+        yield self.flush()
+
+
+@inline
+def test_gzip_stream_ends_even_when_everything_was_flushed(listen):
+    port = listen(web.Application([(r"/", GzipStreamer)], gzip=True))
+    status, _, headers, body = yield get(port, "/", headers={"Accept-Encoding": "gzip"})
+    assert headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(body) == b"first " * 300 + b"second " * 300

@@ -1,0 +1,70 @@
+"""cyclone.log: stdlib loggers bridged into Twisted's log, never patching observers."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+
+from twisted.logger import globalLogPublisher
+
+from cyclone import log
+
+
+def test_bridge_sends_records_to_twisted_observers(monkeypatch):
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    seen = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        assert log.bridge_to_twisted() is True
+        assert log.bridge_to_twisted() is True  # idempotent
+        log.gen_log.info("hello {not a format} %s", "arg")
+        try:
+            raise RuntimeError("kaboom")
+        except RuntimeError:
+            log.app_log.error("failed", exc_info=True)
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+        log.unbridge()
+    texts = [(e.get("log_system"), e.get("log_text"), e["log_level"].name) for e in seen if "log_text" in e]
+    assert ("cyclone.general", "hello {not a format} arg", "info") in texts
+    failure_text = [t for s, t, lvl in texts if s == "cyclone.application"][0]
+    assert failure_text.startswith("failed\nTraceback") and "RuntimeError: kaboom" in failure_text
+    assert logging.getLogger("cyclone").handlers == []
+
+
+def test_bridge_stays_out_when_stdlib_logging_is_configured():
+    assert logging.getLogger().handlers  # pytest's own capture handlers
+    assert log.bridge_to_twisted() is False
+    assert logging.getLogger("cyclone").handlers == []
+
+
+def test_twisted_log_shows_request_lines_when_started_under_twisted_logging(tmp_path):
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent(
+        """
+        import http.client, sys
+        from twisted.internet import reactor, threads
+        from twisted.python import log as tlog
+        import cyclone.web
+
+        class Hello(cyclone.web.RequestHandler):
+            def get(self):
+                self.write("hi")
+
+        tlog.startLogging(sys.stdout)
+        port = reactor.listenTCP(0, cyclone.web.Application([(r"/", Hello)]), interface="127.0.0.1")
+
+        def client():
+            conn = http.client.HTTPConnection("127.0.0.1", port.getHost().port, timeout=10)
+            conn.request("GET", "/?x=1")
+            return conn.getresponse().read()
+
+        threads.deferToThread(client).addBoth(lambda _: reactor.callLater(0.05, reactor.stop))
+        reactor.run()
+        """
+    ))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert "200 GET /?x=1 (127.0.0.1)" in out.stdout, out.stdout + out.stderr

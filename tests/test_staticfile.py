@@ -1,0 +1,751 @@
+"""cyclone.staticfile over real sockets: GET/HEAD, ETag and If-Modified-Since
+304s, byte ranges, versioned URLs, default files, path traversal, streaming
+of big files with backpressure, the ``static_path`` routes and overrides.
+
+Clients are ``http.client`` and raw sockets, run in threads so the reactor
+keeps serving.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import gzip
+import hashlib
+import http.client
+import os
+import random
+import socket
+import threading
+
+import pytest
+import pytest_twisted
+from hypothesis import given, strategies as st
+from twisted.internet import threads
+
+import cyclone.web
+from cyclone.staticfile import StaticFileHandler, _parse_byte_range, _Unsatisfiable
+
+from .conftest import parse_responses, poll_until, raw_exchange
+
+inline = pytest_twisted.inlineCallbacks
+
+HELLO = b"Hello, static world! 0123456789\n"
+SECRET = b"TOP-SECRET-BYTES-never-served"
+MTIME = 1_600_000_000  # Sun, 13 Sep 2020 12:26:40 GMT
+BIG_SIZE = 5 * 1024 * 1024 + 12_345  # > 5 MiB and not a multiple of the 64 KiB chunk
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """``tmp_path/root`` (served) next to ``tmp_path/secret.txt`` (not served)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "secret.txt").write_bytes(SECRET)
+    (outside / "secret.txt").write_bytes(SECRET)
+    (root / "hello.txt").write_bytes(HELLO)
+    (root / "robots.txt").write_bytes(b"User-agent: *\nDisallow:\n")
+    (root / "favicon.ico").write_bytes(b"\x00\x00\x01\x00fake-icon")
+    (root / "empty.txt").write_bytes(b"")
+    (root / "data.unknownext").write_bytes(b"opaque")
+    (root / "archive.txt.gz").write_bytes(gzip.compress(b"zipped"))
+    (root / "dir").mkdir()
+    (root / "dir" / "index.html").write_bytes(b"<p>index</p>")
+    (root / "sub").mkdir()
+    (root / "sub" / "page.html").write_bytes(b"<p>page</p>")
+    (root / "big.bin").write_bytes(random.Random(7).randbytes(BIG_SIZE))
+    (root / "link.txt").symlink_to(tmp_path / "secret.txt")
+    (root / "linkdir").symlink_to(outside)
+    (root / "inner-link.txt").symlink_to(root / "hello.txt")
+    for path in root.rglob("*"):
+        if not path.is_symlink():
+            os.utime(path, (MTIME, MTIME))
+    return root
+
+
+def _request(port: int, method: str, path: str, headers: dict | None = None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.msg, response.read()
+    finally:
+        conn.close()
+
+
+def fetch(port: int, path: str, method: str = "GET", headers: dict | None = None):
+    """Deferred (status, headers, body) of one request on a fresh connection."""
+    return threads.deferToThread(_request, port, method, path, headers)
+
+
+def raw(port: int, request: bytes):
+    return threads.deferToThread(raw_exchange, port, request)
+
+
+@pytest.fixture
+def serve(listen, tree):
+    """``serve(handlers=None, **settings) -> port``; default: /static/ on ``tree``."""
+
+    def _serve(handlers=None, **settings):
+        if handlers is None:
+            handlers = [(r"/static/(.*)", StaticFileHandler, {"path": str(tree)})]
+        return listen(cyclone.web.Application(handlers, **settings))
+
+    StaticFileHandler.reset()
+    yield _serve
+    StaticFileHandler.reset()
+
+
+# -- GET and HEAD ------------------------------------------------------------------------------
+
+
+@inline
+def test_get_serves_file_with_validators(serve):
+    port = serve()
+    status, headers, body = yield fetch(port, "/static/hello.txt")
+    assert status == 200
+    assert body == HELLO
+    assert headers["Content-Type"] == "text/plain"  # no charset guessed
+    assert headers["Content-Length"] == str(len(HELLO))
+    assert headers["Etag"] == f'"{md5(HELLO)}"'
+    assert headers["Last-Modified"] == "Sun, 13 Sep 2020 12:26:40 GMT"
+    assert headers["Accept-Ranges"] == "bytes"
+    assert "Cache-Control" not in headers and "Expires" not in headers
+
+
+@inline
+def test_head_has_get_headers_and_no_body(serve):
+    port = serve()
+    get_status, get_headers, _ = yield fetch(port, "/static/hello.txt")
+    status, headers, _ = yield fetch(port, "/static/hello.txt", method="HEAD")
+    assert (status, get_status) == (200, 200)
+    for name in ("Etag", "Content-Length", "Last-Modified", "Content-Type", "Accept-Ranges"):
+        assert headers[name] == get_headers[name], name
+    data = yield raw(port, b"HEAD /static/hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert b"Content-Length: %d" % len(HELLO) in head
+    assert rest == b""
+
+
+@inline
+def test_head_of_a_range_has_the_range_length(serve):
+    port = serve()
+    status, headers, _ = yield fetch(port, "/static/hello.txt", "HEAD", {"Range": "bytes=1-4"})
+    assert status == 206
+    assert headers["Content-Length"] == "4"
+    assert headers["Content-Range"] == f"bytes 1-4/{len(HELLO)}"
+
+
+@inline
+def test_content_types(serve):
+    port = serve()
+    _, headers, body = yield fetch(port, "/static/data.unknownext")
+    assert headers["Content-Type"] == "application/octet-stream"
+    _, headers, body = yield fetch(port, "/static/archive.txt.gz")
+    # sent as the file it is: a Content-Encoding would make clients unpack it
+    assert headers["Content-Type"] == "application/gzip"
+    assert "Content-Encoding" not in headers
+    assert gzip.decompress(body) == b"zipped"
+    _, headers, _ = yield fetch(port, "/static/dir/index.html")
+    assert headers["Content-Type"] == "text/html"
+
+
+@inline
+def test_empty_file(serve):
+    port = serve()
+    status, headers, body = yield fetch(port, "/static/empty.txt")
+    assert (status, body, headers["Content-Length"]) == (200, b"", "0")
+    status, headers, body = yield fetch(port, "/static/empty.txt", headers={"Range": "bytes=0-"})
+    assert status == 416
+    assert headers["Content-Range"] == "bytes */0"
+
+
+# -- conditional requests ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "if_none_match",
+    [f'"{md5(HELLO)}"', f'W/"{md5(HELLO)}"', f'"other", "{md5(HELLO)}"', "*"],
+)
+@inline
+def test_if_none_match_gives_304(serve, if_none_match):
+    port = serve()
+    status, headers, body = yield fetch(port, "/static/hello.txt", headers={"If-None-Match": if_none_match})
+    assert status == 304
+    assert body == b""
+    assert headers["Etag"] == f'"{md5(HELLO)}"'
+
+
+@inline
+def test_304_carries_no_body_nor_content_length(serve):
+    port = serve()
+    request = (
+        b'GET /static/hello.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: "%s"\r\n'
+        b"Connection: close\r\n\r\n" % md5(HELLO).encode()
+    )
+    data = yield raw(port, request)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 304 ")
+    assert b"content-length" not in head.lower()
+    assert b"Etag: " in head and b"Last-Modified: " in head
+    assert rest == b""
+
+
+@inline
+def test_if_none_match_mismatch_wins_over_if_modified_since(serve):
+    port = serve()
+    headers = {"If-None-Match": '"stale"', "If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"}
+    status, _, body = yield fetch(port, "/static/hello.txt", headers=headers)
+    assert (status, body) == (200, HELLO)
+
+
+@pytest.mark.parametrize(
+    "since, expected",
+    [
+        ("Sun, 13 Sep 2020 12:26:40 GMT", 304),  # exactly Last-Modified
+        ("Sun, 13 Sep 2020 14:26:40 +0200", 304),  # the same instant in another zone
+        ("Mon, 14 Sep 2020 00:00:00 GMT", 304),
+        ("Sun, 13 Sep 2020 12:26:39 GMT", 200),
+        ("Thu, 01 Jan 1960 00:00:00 GMT", 200),  # before the epoch
+        ("not a date", 200),
+    ],
+)
+@inline
+def test_if_modified_since(serve, since, expected):
+    port = serve()
+    status, _, body = yield fetch(port, "/static/hello.txt", headers={"If-Modified-Since": since})
+    assert status == expected
+    assert body == (HELLO if expected == 200 else b"")
+
+
+@inline
+def test_subsecond_mtime_is_truncated_for_if_modified_since(serve, tree):
+    os.utime(tree / "hello.txt", (MTIME + 0.7, MTIME + 0.7))
+    port = serve()
+    _, headers, _ = yield fetch(port, "/static/hello.txt")
+    assert headers["Last-Modified"] == "Sun, 13 Sep 2020 12:26:40 GMT"
+    status, _, _ = yield fetch(port, "/static/hello.txt", headers={"If-Modified-Since": headers["Last-Modified"]})
+    assert status == 304
+
+
+@inline
+def test_range_with_matching_if_none_match_is_304(serve):
+    port = serve()
+    headers = {"Range": "bytes=0-3", "If-None-Match": f'"{md5(HELLO)}"'}
+    status, _, body = yield fetch(port, "/static/hello.txt", headers=headers)
+    assert (status, body) == (304, b"")
+
+
+# -- ranges ----------------------------------------------------------------------------------------
+
+N = len(HELLO)
+
+
+@pytest.mark.parametrize(
+    "header, start, end",
+    [
+        ("bytes=0-4", 0, 5),
+        ("bytes=5-", 5, N),
+        ("bytes=-3", N - 3, N),
+        ("bytes=2-1000000", 2, N),  # last-pos past the end is clipped
+        (f"bytes={N - 1}-{N - 1}", N - 1, N),
+        ("BYTES = 3-6", 3, 7),
+    ],
+)
+@inline
+def test_partial_ranges(serve, header, start, end):
+    port = serve()
+    status, headers, body = yield fetch(port, "/static/hello.txt", headers={"Range": header})
+    assert status == 206
+    assert body == HELLO[start:end]
+    assert headers["Content-Length"] == str(end - start)
+    assert headers["Content-Range"] == f"bytes {start}-{end - 1}/{N}"
+    assert headers["Etag"] == f'"{md5(HELLO)}"'
+
+
+@pytest.mark.parametrize("header", ["bytes=0-", f"bytes=0-{N - 1}", "bytes=0-99999", "bytes=-99999"])
+@inline
+def test_range_covering_the_file_is_200(serve, header):
+    port = serve()
+    status, headers, body = yield fetch(port, "/static/hello.txt", headers={"Range": header})
+    assert (status, body) == (200, HELLO)
+    assert "Content-Range" not in headers
+    assert headers["Content-Length"] == str(N)
+
+
+@pytest.mark.parametrize("header", [f"bytes={N}-", f"bytes={N + 10}-{N + 20}", "bytes=-0"])
+@inline
+def test_unsatisfiable_range_is_416(serve, header):
+    port = serve()
+    status, headers, body = yield fetch(port, "/static/hello.txt", headers={"Range": header})
+    assert status == 416
+    assert headers["Content-Range"] == f"bytes */{N}"
+    assert body == b""
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["bytes=0-1,3-4", "items=0-4", "bytes=abc", "bytes=5-3", "bytes=7", "bytes=-", "bytes=+1-2", "0-4"],
+)
+@inline
+def test_malformed_or_multi_range_is_ignored(serve, header):
+    port = serve()
+    status, headers, body = yield fetch(port, "/static/hello.txt", headers={"Range": header})
+    assert (status, body) == (200, HELLO)
+    assert "Content-Range" not in headers
+
+
+@pytest.mark.parametrize(
+    "if_range, expected",
+    [
+        (f'"{md5(HELLO)}"', 206),
+        ('"something-else"', 200),
+        (f'W/"{md5(HELLO)}"', 200),  # If-Range needs a strong match
+        ("Sun, 13 Sep 2020 12:26:40 GMT", 206),
+        ("Sun, 13 Sep 2020 12:26:41 GMT", 200),
+    ],
+)
+@inline
+def test_if_range(serve, if_range, expected):
+    port = serve()
+    headers = {"Range": "bytes=0-3", "If-Range": if_range}
+    status, _, body = yield fetch(port, "/static/hello.txt", headers=headers)
+    assert status == expected
+    assert body == (HELLO[:4] if expected == 206 else HELLO)
+
+
+@inline
+def test_range_across_chunk_boundaries_of_big_file(serve, tree):
+    port = serve()
+    data = (tree / "big.bin").read_bytes()
+    status, headers, body = yield fetch(port, "/static/big.bin", headers={"Range": "bytes=65530-400000"})
+    assert status == 206
+    assert body == data[65530:400001]
+    assert headers["Content-Range"] == f"bytes 65530-400000/{BIG_SIZE}"
+
+
+@inline
+def test_pipelined_responses_keep_their_framing(serve):
+    port = serve()
+    etag = md5(HELLO).encode()
+    requests = (
+        b"GET /static/hello.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=1-2\r\n\r\n"
+        b"GET /static/hello.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=500-\r\n\r\n"
+        b'GET /static/hello.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: "%s"\r\n\r\n'
+        b"HEAD /static/hello.txt HTTP/1.1\r\nHost: t\r\n\r\n"
+        b"GET /static/hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % etag
+    )
+    data = yield raw(port, requests)
+    responses = parse_responses(data, methods=["GET", "GET", "GET", "HEAD", "GET"])
+    assert [(s, b) for s, _, b in responses] == [
+        (206, HELLO[1:3]),
+        (416, b""),
+        (304, b""),
+        (200, b""),
+        (200, HELLO),
+    ]
+
+
+@given(size=st.integers(1, 10**9), first=st.integers(0, 2 * 10**9), length=st.integers(0, 10**9))
+def test_parse_byte_range_first_last(size, first, length):
+    last = first + length
+    header = f"bytes={first}-{last}"
+    if first >= size:
+        with pytest.raises(_Unsatisfiable):
+            _parse_byte_range(header, size)
+    else:
+        assert _parse_byte_range(header, size) == (first, min(last + 1, size))
+
+
+@given(size=st.integers(0, 10**9), suffix=st.integers(1, 2 * 10**9))
+def test_parse_byte_range_suffix(size, suffix):
+    if size == 0:
+        with pytest.raises(_Unsatisfiable):
+            _parse_byte_range(f"bytes=-{suffix}", size)
+    else:
+        assert _parse_byte_range(f"bytes=-{suffix}", size) == (max(size - suffix, 0), size)
+
+
+# -- versions and caching ------------------------------------------------------------------------
+
+
+@inline
+def test_versioned_request_is_cached_for_ten_years(serve):
+    port = serve()
+    status, headers, body = yield fetch(port, "/static/hello.txt?v=whatever")
+    assert (status, body) == (200, HELLO)
+    assert headers["Cache-Control"] == f"public, max-age={StaticFileHandler.CACHE_MAX_AGE}"
+    assert StaticFileHandler.CACHE_MAX_AGE == 10 * 365 * 86400
+    expires = email.utils.parsedate_to_datetime(headers["Expires"])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert now + datetime.timedelta(days=3640) < expires < now + datetime.timedelta(days=3660)
+    assert headers["Etag"] == f'"{md5(HELLO)}"'
+
+
+class URLHandler(cyclone.web.RequestHandler):
+    def get(self):
+        self.write(
+            {
+                "versioned": self.static_url("hello.txt"),
+                "plain": self.static_url("hello.txt", include_version=False),
+                "with_host": self.static_url("sub/page.html", include_host=True),
+                "missing": self.static_url("nope.txt"),
+            }
+        )
+
+
+@inline
+def test_static_url_in_a_handler(serve, tree):
+    import json
+
+    port = serve([(r"/urls", URLHandler)], static_path=str(tree))
+    status, _, body = yield fetch(port, "/urls")
+    assert status == 200
+    urls = json.loads(body)
+    assert urls["versioned"] == f"/static/hello.txt?v={md5(HELLO)}"
+    assert urls["plain"] == "/static/hello.txt"
+    assert urls["with_host"] == f"http://127.0.0.1:{port}/static/sub/page.html?v={md5(b'<p>page</p>')}"
+    assert urls["missing"] == "/static/nope.txt"  # unreadable: no version
+    status, headers, body = yield fetch(port, urls["versioned"])
+    assert (status, body) == (200, HELLO)
+    assert "max-age" in headers["Cache-Control"]
+
+
+def test_make_static_url_and_prefix(tree):
+    settings = {"static_path": str(tree), "static_url_prefix": "/assets/"}
+    assert StaticFileHandler.make_static_url(settings, "hello.txt") == f"/assets/hello.txt?v={md5(HELLO)}"
+    assert StaticFileHandler.make_static_url(settings, "hello.txt", include_version=False) == "/assets/hello.txt"
+    assert StaticFileHandler.get_version(settings, "hello.txt") == md5(HELLO)
+    assert StaticFileHandler.get_version(settings, "missing.txt") is None
+
+
+def test_version_cache_and_reset(tree):
+    StaticFileHandler.reset()
+    settings = {"static_path": str(tree)}
+    assert StaticFileHandler.get_version(settings, "hello.txt") == md5(HELLO)
+    (tree / "hello.txt").write_bytes(b"changed")
+    assert StaticFileHandler.get_version(settings, "hello.txt") == md5(HELLO)  # cached
+    assert StaticFileHandler.get_version({**settings, "static_hash_cache": False}, "hello.txt") == md5(b"changed")
+    StaticFileHandler.reset()
+    assert StaticFileHandler.get_version(settings, "hello.txt") == md5(b"changed")
+    StaticFileHandler.reset()
+
+
+@inline
+def test_etag_follows_changes_without_hash_cache(serve, tree):
+    port = serve(static_hash_cache=False)
+    _, headers, _ = yield fetch(port, "/static/hello.txt")
+    assert headers["Etag"] == f'"{md5(HELLO)}"'
+    (tree / "hello.txt").write_bytes(b"new content")
+    status, headers, body = yield fetch(port, "/static/hello.txt", headers={"If-None-Match": f'"{md5(HELLO)}"'})
+    assert (status, body) == (200, b"new content")
+    assert headers["Etag"] == f'"{md5(b"new content")}"'
+
+
+# -- directories and default files ---------------------------------------------------------------
+
+
+@pytest.fixture
+def dir_port(serve, tree):
+    return serve([(r"/static/(.*)", StaticFileHandler, {"path": str(tree), "default_filename": "index.html"})])
+
+
+@inline
+def test_default_filename_is_served(dir_port):
+    status, headers, body = yield fetch(dir_port, "/static/dir/")
+    assert (status, body) == (200, b"<p>index</p>")
+    assert headers["Etag"] == f'"{md5(b"<p>index</p>")}"'
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@inline
+def test_directory_redirects_to_trailing_slash(dir_port, method):
+    status, headers, _ = yield fetch(dir_port, "/static/dir", method=method)
+    assert status == 301
+    assert headers["Location"] == "/static/dir/"
+
+
+@inline
+def test_directory_without_default_file_is_404(dir_port):
+    status, _, _ = yield fetch(dir_port, "/static/sub/")  # sub/ has no index.html
+    assert status == 404
+
+
+@pytest.mark.parametrize("path", ["/static/dir/", "/static/dir", "/static/", "/static/sub"])
+@inline
+def test_directory_without_default_filename_is_403(serve, path):
+    port = serve()
+    status, _, _ = yield fetch(port, path)
+    assert status == 403
+
+
+@inline
+def test_no_open_redirect_with_two_initial_slashes(serve, tree):
+    # prefix "/" maps "//evil.com/../<root>/dir" to the directory <root>/dir;
+    # its redirect to "//evil.com/../<root>/dir/" would leave the site.
+    port = serve([], static_path=str(tree), static_url_prefix="/",
+                 static_handler_args={"default_filename": "index.html"})
+    target = f"//evil.com/../{tree}/dir".encode()
+    data = yield raw(port, b"GET " + target + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    (status, headers, _), = parse_responses(data)
+    assert status == 403
+    assert "Location" not in headers
+    # the same directory through a sane path still redirects
+    status, headers, _ = yield fetch(port, "/dir")
+    assert (status, headers["Location"]) == (301, "/dir/")
+
+
+# -- traversal and missing files ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/../secret.txt",
+        "/static/%2e%2e/secret.txt",
+        "/static/%2E%2E%2Fsecret.txt",
+        "/static/..%2fsecret.txt",
+        "/static/sub/..%2f..%2fsecret.txt",
+        "/static/sub/../../secret.txt",
+        "/static/link.txt",  # symlink to ../secret.txt
+        "/static/linkdir/secret.txt",  # symlinked directory outside the root
+        "/static/..%5csecret.txt",
+        "/static/hello.txt%00.png",
+        "/static/missing.txt",
+        "/static/sub/missing.html",
+    ],
+)
+@inline
+def test_traversal_and_missing_are_refused(serve, path):
+    port = serve()
+    status, _, body = yield fetch(port, path)
+    assert status in (403, 404)
+    assert SECRET not in body
+
+
+@pytest.mark.parametrize("absolute", ["/static//{secret}", "/static/%2F{secret}", "/static/{secret}"])
+@inline
+def test_absolute_paths_are_refused(serve, tree, absolute):
+    port = serve()
+    secret = str(tree.parent / "secret.txt").lstrip("/")
+    status, _, body = yield fetch(port, absolute.format(secret=secret))
+    assert status in (403, 404)
+    assert SECRET not in body
+
+
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ("/static/../secret.txt", 403),
+        ("/static/link.txt", 403),
+        ("/static/linkdir/secret.txt", 403),
+        ("/static/missing.txt", 404),
+    ],
+)
+@inline
+def test_traversal_status_codes(serve, path, expected):
+    port = serve()
+    status, _, _ = yield fetch(port, path)
+    assert status == expected
+
+
+@inline
+def test_default_filename_symlinked_outside_is_refused(serve, tree):
+    (tree / "evil").mkdir()
+    (tree / "evil" / "index.html").symlink_to(tree.parent / "secret.txt")
+    port = serve([(r"/static/(.*)", StaticFileHandler, {"path": str(tree), "default_filename": "index.html"})])
+    status, _, body = yield fetch(port, "/static/evil/")
+    assert status == 403
+    assert SECRET not in body
+
+
+@inline
+def test_symlink_inside_root_is_served(serve):
+    port = serve()
+    status, _, body = yield fetch(port, "/static/inner-link.txt")
+    assert (status, body) == (200, HELLO)
+
+
+# -- big files and streaming -------------------------------------------------------------------
+
+
+@inline
+def test_big_file_is_streamed_intact(serve, tree):
+    port = serve()
+    data = (tree / "big.bin").read_bytes()
+    status, headers, body = yield fetch(port, "/static/big.bin")
+    assert status == 200
+    assert headers["Content-Length"] == str(BIG_SIZE)
+    assert len(body) == BIG_SIZE and body == data
+    assert headers["Etag"] == f'"{md5(data)}"'
+
+
+class CountingHandler(StaticFileHandler):
+    """Counts the chunks read from disk and notes when a flush has to wait."""
+
+    def initialize(self, path, probe):
+        super().initialize(path)
+        self.probe = probe
+
+    @classmethod
+    def get_content(cls, abspath, start=None, end=None):
+        return cls._counted(super().get_content(abspath, start, end))
+
+    @classmethod
+    def _counted(cls, chunks):
+        probe = cls.current_probe
+        try:
+            for chunk in chunks:
+                probe["chunks"] += 1
+                yield chunk
+        finally:
+            probe["closed"] = True
+
+    @classmethod
+    def get_content_version(cls, abspath):
+        return "counting"  # hashing would read the file through get_content
+
+    def flush(self, include_footers=False):
+        d = super().flush(include_footers)
+        self.probe["pending"] = d
+        return d
+
+
+@inline
+def test_slow_client_gets_backpressure(serve, tmp_path):
+    size = 16 * 1024 * 1024
+    data = random.Random(3).randbytes(size)
+    (tmp_path / "root" / "huge.bin").write_bytes(data)
+    probe = {"chunks": 0, "pending": None, "closed": False}
+    CountingHandler.current_probe = probe
+    port = serve([(r"/c/(.*)", CountingHandler, {"path": str(tmp_path / "root"), "probe": probe})])
+    go = threading.Event()
+
+    def client():
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+            sock.settimeout(30)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(b"GET /c/huge.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            go.wait(30)
+            chunks = []
+            while chunk := sock.recv(1 << 20):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    received = threads.deferToThread(client)
+    # the client reads nothing: the handler must end up waiting on a flush
+    yield poll_until(lambda: probe["pending"] is not None and not probe["pending"].called, timeout=10)
+    total_chunks = size // (64 * 1024)
+    assert probe["chunks"] < total_chunks // 2
+    go.set()
+    response = yield received
+    (status, headers, body), = parse_responses(response)
+    assert status == 200
+    assert body == data
+    assert probe["chunks"] == total_chunks
+    assert probe["closed"]
+
+
+@inline
+def test_client_going_away_closes_the_file(serve, tmp_path):
+    (tmp_path / "root" / "huge.bin").write_bytes(b"x" * (16 * 1024 * 1024))
+    probe = {"chunks": 0, "pending": None, "closed": False}
+    CountingHandler.current_probe = probe
+    port = serve([(r"/c/(.*)", CountingHandler, {"path": str(tmp_path / "root"), "probe": probe})])
+
+    def client():
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(b"GET /c/huge.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            return sock.recv(1024)
+
+    first = yield threads.deferToThread(client)
+    assert first.startswith(b"HTTP/1.1 200 ")
+    yield poll_until(lambda: probe["closed"], timeout=10)
+    assert probe["chunks"] < 256
+
+
+# -- static_path settings -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path, content",
+    [
+        ("/favicon.ico", b"\x00\x00\x01\x00fake-icon"),
+        ("/robots.txt", b"User-agent: *\nDisallow:\n"),
+        ("/static/hello.txt", HELLO),
+        ("/static/sub/page.html", b"<p>page</p>"),
+    ],
+)
+@inline
+def test_static_path_setting_routes(serve, tree, path, content):
+    port = serve([], static_path=str(tree))
+    status, _, body = yield fetch(port, path)
+    assert (status, body) == (200, content)
+
+
+@inline
+def test_static_handler_class_setting(serve, tree):
+    port = serve([], static_path=str(tree), static_handler_class=ShoutingHandler)
+    status, headers, body = yield fetch(port, "/robots.txt")
+    assert (status, body) == (200, b"USER-AGENT: *\nDISALLOW:\n")
+    assert headers["X-Shouting"] == "yes"
+
+
+# -- overrides ------------------------------------------------------------------------------------
+
+
+class ShoutingHandler(StaticFileHandler):
+    """Upper-cases every file (same size); versioned paths "v1/x" serve "x"."""
+
+    @classmethod
+    def get_content(cls, abspath, start=None, end=None):
+        with open(abspath, "rb") as f:
+            data = f.read().upper()
+        return data[start or 0 : end]  # bytes are accepted too
+
+    def parse_url_path(self, url_path):
+        prefix, _, rest = url_path.partition("/")
+        return rest if prefix == "v1" else url_path
+
+    def get_cache_time(self, path, modified, mime_type):
+        return 60 if mime_type.startswith("text/") else 0
+
+    def set_extra_headers(self, path):
+        self.set_header("X-Shouting", "yes")
+
+
+@inline
+def test_subclass_overrides(serve, tree):
+    port = serve([(r"/s/(.*)", ShoutingHandler, {"path": str(tree)})])
+    status, headers, body = yield fetch(port, "/s/v1/hello.txt")
+    assert (status, body) == (200, HELLO.upper())
+    assert headers["Etag"] == f'"{md5(HELLO.upper())}"'  # the version hashes get_content
+    assert headers["X-Shouting"] == "yes"
+    assert headers["Cache-Control"] == "public, max-age=60"
+    status, headers, body = yield fetch(port, "/s/hello.txt", headers={"Range": "bytes=-4"})
+    assert (status, body) == (206, HELLO.upper()[-4:])
+    status, headers, _ = yield fetch(port, "/s/v1/favicon.ico")
+    assert status == 200 and "Cache-Control" not in headers
+    # the base class keeps its own hash for the same file
+    status, headers, _ = yield fetch(port, "/s/hello.txt", headers={"If-None-Match": f'"{md5(HELLO)}"'})
+    assert status == 200
+
+
+@inline
+def test_gzip_setting_streams_a_valid_gzip_body(serve, tree):
+    text = b"".join(b"line %d of a compressible text file\n" % i for i in range(20000))
+    (tree / "long.txt").write_bytes(text)
+    port = serve(gzip=True)
+    status, headers, body = yield fetch(port, "/static/long.txt", headers={"Accept-Encoding": "gzip"})
+    assert status == 200
+    assert headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(body) == text
