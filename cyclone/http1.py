@@ -782,7 +782,10 @@ def status_line(status: int, reason: str | None = None, version: str = "HTTP/1.1
         raise ValueError(f"invalid reason phrase: {reason!r}")
     if not 100 <= status <= 999:
         raise ValueError(f"invalid status code: {status!r}")
-    return f"{version} {status} {reason}\r\n".encode("latin-1")
+    try:
+        return f"{version} {status} {reason}\r\n".encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"reason phrase not encodable as latin-1: {reason!r}") from None
 
 
 def encode_chunk(data: bytes) -> bytes:

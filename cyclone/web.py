@@ -102,6 +102,8 @@ _HEADER_VALUE_BAD_RE = re.compile(r"[\x00-\x1f\x7f]")
 _COOKIE_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _COOKIE_VALUE_BAD_RE = re.compile(r'[\x00-\x20\x7f;,\\"]')
 _COOKIE_ATTR_BAD_RE = re.compile(r"[\x00-\x1f\x7f;]")
+_COOKIE_CTL_RE = re.compile(r"[\x00-\x20\x7f]")
+_COOKIE_QUOTE_RE = re.compile(r'[;,"\\\x80-\xff]')
 _ETAG_LIST_RE = re.compile(r'\*|(?:W/)?"[^"]*"')
 
 
@@ -324,6 +326,10 @@ class RequestHandler:
         if reason is not None:
             if _HEADER_VALUE_BAD_RE.search(reason.replace("\t", " ")):
                 raise ValueError(f"invalid reason phrase {reason!r}")
+            try:
+                reason.encode("latin-1")
+            except UnicodeEncodeError:
+                raise ValueError(f"reason phrase not encodable as latin-1: {reason!r}") from None
         self._status_code = status_code
         self._reason = reason if reason is not None else _reason_for(status_code)
 
@@ -368,8 +374,11 @@ class RequestHandler:
         # Header injection: no CR, LF or other controls (HTAB is allowed).
         if _HEADER_VALUE_BAD_RE.search(text.replace("\t", " ")):
             raise ValueError(f"unsafe header value {text!r}")
-        if len(text) > 4000:
-            raise ValueError("header value too long")
+        if not text.isascii():
+            try:
+                text.encode("latin-1")
+            except UnicodeEncodeError:
+                raise ValueError(f"header value not encodable as latin-1: {text!r}") from None
         return text
 
     # -- arguments ---------------------------------------------------------------------
@@ -461,11 +470,9 @@ class RequestHandler:
         value = _unicode(value)
         if not _COOKIE_NAME_RE.fullmatch(name):
             raise ValueError(f"invalid cookie name {name!r}")
-        if _COOKIE_VALUE_BAD_RE.search(value):
-            # Values outside the cookie-octet set are quoted, as Python's
-            # http.cookies does; control characters are refused outright.
-            if re.search(r"[\x00-\x1f\x7f]", value):
-                raise ValueError(f"invalid cookie value {value!r}")
+        if _COOKIE_CTL_RE.search(value):
+            # controls and spaces cannot be carried even quoted (as Tornado)
+            raise ValueError(f"invalid cookie value {value!r}")
         parts = [f"{name}={_quote_cookie_value(value)}"]
         if domain:
             _check_cookie_attribute("domain", domain)
@@ -604,7 +611,6 @@ class RequestHandler:
         chunk = b"".join(self._write_buffer)
         self._write_buffer = []
         if not self._headers_written:
-            self._headers_written = True
             status = self._status_code
             headers = self._headers
             for transform in self._transforms or ():
@@ -612,8 +618,10 @@ class RequestHandler:
                     status, headers, chunk, include_footers
                 )
             if connection is None:
+                self._headers_written = True
                 return defer.succeed(None)
             connection.write_head(status, headers.get_all(), self._reason, body=chunk)
+            self._headers_written = True
         else:
             for transform in self._transforms or ():
                 chunk = transform.transform_chunk(chunk, include_footers)
@@ -645,14 +653,16 @@ class RequestHandler:
             elif "Content-Length" not in self._headers:
                 self._headers["Content-Length"] = str(sum(map(len, self._write_buffer)))
             chunk = b"".join(self._write_buffer)
-            self._write_buffer = []
-            self._headers_written = True
             headers = self._headers
             for transform in self._transforms or ():
                 status, headers, chunk = transform.transform_first_chunk(status, headers, chunk, True)
-            self._finished = True
             if connection is not None:
+                # raises ValueError for a head that cannot be sent: nothing was
+                # written yet, so the caller can still answer with an error page
                 connection.write_head(status, headers.get_all(), self._reason, body=chunk, finish=True)
+            self._write_buffer = []
+            self._headers_written = True
+            self._finished = True
         else:
             if self._write_buffer or self._transforms:
                 # transforms (gzip) must see the last chunk even when it is empty
@@ -700,16 +710,25 @@ class RequestHandler:
         self.clear()
         reason = kwargs.get("reason")
         exc_info = kwargs.get("exc_info")
+        challenge = kwargs.get("exception")
         if exc_info:
             exc = exc_info[1]
             if isinstance(exc, HTTPError) and exc.reason:
                 reason = exc.reason
             if isinstance(exc, HTTPAuthenticationRequired):
-                self.set_header("WWW-Authenticate", exc.challenge())
-        exception = kwargs.get("exception")
-        if isinstance(exception, HTTPAuthenticationRequired):
-            self.set_header("WWW-Authenticate", exception.challenge())
-        self.set_status(status_code, reason=reason)
+                challenge = exc
+        if isinstance(challenge, HTTPAuthenticationRequired):
+            try:
+                self.set_header("WWW-Authenticate", challenge.challenge())
+            except ValueError:
+                app_log.error("Invalid WWW-Authenticate challenge %r", challenge.challenge())
+                status_code, reason = 500, None
+        try:
+            self.set_status(status_code, reason=reason)
+        except ValueError:
+            app_log.error("Invalid status %r or reason %r in send_error", status_code, reason)
+            self.set_status(status_code if isinstance(status_code, int) and 100 <= status_code <= 999
+                            else 500)
         try:
             self.write_error(status_code, **kwargs)
         except Exception:
@@ -1122,8 +1141,15 @@ class RequestHandler:
                 return d
             return self._after_prepare(None)
         except Exception as exc:
-            self._handle_request_exception(exc)
+            self._handle_error_safely(exc)
             return None
+
+    def _handle_error_safely(self, exc: BaseException) -> None:
+        try:
+            self._handle_request_exception(exc)
+        except Exception:
+            app_log.error("Exception while answering an error for %r", self.request, exc_info=True)
+            self._abort()
 
     def _after_prepare(self, _: Any) -> Any:
         self._prepared = True
@@ -1156,7 +1182,7 @@ class RequestHandler:
             if self._auto_finish and not self._finished:
                 self.finish()
         except Exception as exc:
-            self._handle_request_exception(exc)
+            self._handle_error_safely(exc)
         return None
 
     def _auto_finish_now(self, _: Any) -> None:
@@ -1167,7 +1193,28 @@ class RequestHandler:
         exc = reason.value
         if exc.__traceback__ is None and reason.tb is not None:
             exc = exc.with_traceback(reason.tb)
-        self._handle_request_exception(exc)
+        try:
+            self._handle_request_exception(exc)
+        except Exception:
+            # the error page itself failed: never leave the client waiting
+            app_log.error("Exception while answering an error for %r", self.request, exc_info=True)
+            self._abort()
+
+    def _abort(self) -> None:
+        """End a request that cannot be answered properly: 500 if nothing was
+        sent yet, else close the connection after what was sent."""
+        connection = self.request.connection
+        if self._finished or connection is None:
+            return
+        self._finished = True
+        connection.no_keep_alive = True
+        try:
+            if not self._headers_written:
+                connection.write_head(500, [("Content-Length", "0")], finish=True)
+            else:
+                connection.finish()
+        except Exception:
+            connection.reject(500)
 
     def _handle_request_exception(self, exc: BaseException) -> None:
         exc = _unwrap_failure(exc)
@@ -1220,9 +1267,18 @@ def _is_absolute_url(path: str) -> bool:
 
 
 def _quote_cookie_value(value: str) -> str:
+    """Quote a value outside RFC 6265's cookie-octets; ``;`` and ``,`` become
+    octal escapes (browsers split on them even inside quotes)."""
     if value == "" or not _COOKIE_VALUE_BAD_RE.search(value):
         return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + _COOKIE_QUOTE_RE.sub(_cookie_escape, value) + '"'
+
+
+def _cookie_escape(match: re.Match) -> str:
+    char = match.group()
+    if char in '"\\':
+        return "\\" + char
+    return "\\%03o" % ord(char)
 
 
 def _check_cookie_attribute(name: str, value: str) -> None:
@@ -1283,8 +1339,9 @@ def removeslash(method: Callable) -> Callable:
     def wrapper(self: RequestHandler, *args: Any, **kwargs: Any) -> Any:
         if self.request.path.endswith("/"):
             if self.request.method in ("GET", "HEAD"):
-                uri = self.request.path.rstrip("/")
-                if uri:
+                # "//evil.example/" must not become a scheme-relative redirect
+                uri = "/" + self.request.path.strip("/")
+                if uri != "/":
                     if self.request.query:
                         uri += "?" + self.request.query
                     self.redirect(uri, permanent=True)
@@ -1303,7 +1360,7 @@ def addslash(method: Callable) -> Callable:
     def wrapper(self: RequestHandler, *args: Any, **kwargs: Any) -> Any:
         if not self.request.path.endswith("/"):
             if self.request.method in ("GET", "HEAD"):
-                uri = self.request.path + "/"
+                uri = "/" + self.request.path.lstrip("/") + "/"
                 if self.request.query:
                     uri += "?" + self.request.query
                 self.redirect(uri, permanent=True)
