@@ -185,17 +185,29 @@ def recursive_unicode(obj: Any) -> Any:
 # punctuation, so "see http://x.com/a." does not swallow the full stop.  A
 # parenthesised group with no nested parentheses may appear in the body
 # ("http://en.wikipedia.org/wiki/Foo_(bar)").  Punctuation units and final
-# characters are disjoint, so the possessive quantifiers never change the
-# result; they keep the match linear in the length of the URL.
+# characters are disjoint and nothing follows the body, so the possessive
+# quantifiers never change the result; they keep the match linear in the
+# length of the URL and stop the engine from stacking backtrack points.
 _PUNCT = r"""!"#$%'*+,.:;<=>?@\[\]^`{|}~"""
 _TRAILING_UNIT = r"""(?:[""" + _PUNCT + r"""]|&amp;|&quot;)"""
 _FINAL_CHAR = r"""[^\s""" + _PUNCT + r"""&()]"""
 _ANY_UNIT = r"""(?:[^\s&()]|&amp;|&quot;)"""
 _BODY = (
-    r"(?:(?:" + _TRAILING_UNIT + r"*+" + _FINAL_CHAR + r")"
-    r"|(?:\(" + _ANY_UNIT + r"*+\)))+"
+    r"(?:(?:" + _TRAILING_UNIT + r"*+" + _FINAL_CHAR + r"++)"
+    r"|(?:\(" + _ANY_UNIT + r"*+\)))++"
 )
-_URL_RE = re.compile(r"\b((?:([\w-]+):(/{1,3})|www\.)" + _BODY + r")")
+# A URL starts at a word boundary with "scheme:/" (1 to 3 slashes) or "www.".
+# A scheme runs to the end of its run of [\w-] characters, so trying it at
+# every boundary inside a long run like "a-b-c-...-z" would rescan the run
+# each time (quadratic).  The scheme alternative is therefore only tried where
+# a run starts -- skipping leading dashes, which carry no word boundary --
+# which finds the same links, as every boundary in a run would see the same
+# scheme end and the same text after it.  "www." needs no such care.
+_URL_RE = re.compile(
+    r"(?:(?<![\w-])(?P<dashes>-*+)"
+    r"(?P<url>(?P<proto>[\w-]++):(?P<slashes>/{1,3})" + _BODY + r")"
+    r"|\b(?P<www>www\." + _BODY + r"))"
+)
 
 # Display length above which shorten=True abbreviates a link's text.
 _SHORTEN_AT = 30
@@ -250,23 +262,26 @@ def linkify(
         extra_params = " " + extra_params.strip()
 
     def make_link(m: re.Match[str]) -> str:
-        url = m.group(1)
-        proto = m.group(2)
+        proto = m.group("proto")
+        if proto is None:
+            prefix, url, slashes = "", m.group("www"), None
+        else:
+            prefix, url, slashes = m.group("dashes"), m.group("url"), m.group("slashes")
         if require_protocol and not proto:
             return url
         if proto and proto not in permitted_protocols:
-            return url
+            return prefix + url
         href = url if proto else "http://" + url
         if callable(extra_params):
             params = " " + extra_params(href).strip()
         else:
             params = extra_params
         if shorten and len(url) > _SHORTEN_AT:
-            short = _shorten(url, proto, m.group(3))
+            short = _shorten(url, proto, slashes)
             if short != url:
                 params += f' title="{href}"'
                 url = short
-        return f'<a href="{href}"{params}>{url}</a>'
+        return f'{prefix}<a href="{href}"{params}>{url}</a>'
 
     # The text is escaped first, so href and link text (both substrings of the
     # escaped text) need no further escaping.

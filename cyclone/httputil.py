@@ -21,16 +21,20 @@ from __future__ import annotations
 import calendar
 import codecs
 import datetime
+import http.cookies
 import re
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, NamedTuple
 
+from twisted.internet import defer
+
 from cyclone.escape import parse_qs_bytes, utf8
 from cyclone.util import ObjectDict
 
 __all__ = [
+    "HTTPServerRequest",
     "HTTPHeaders",
     "HTTPInputError",
     "HTTPOutputError",
@@ -234,6 +238,153 @@ class HTTPHeaders(MutableMapping[str, str]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({list(self.get_all())!r})"
+
+
+# -- the request ----------------------------------------------------------
+
+
+class HTTPServerRequest:
+    """One HTTP request, with Tornado's ``HTTPServerRequest`` attributes
+    (``cyclone.httpserver.HTTPRequest`` is the same class).
+
+    ``method``, ``uri``, ``version``, ``headers`` (``HTTPHeaders``), ``body``
+    (bytes), ``remote_ip``, ``protocol`` ("http" or "https"), ``host``,
+    ``host_name``, ``path``, ``query``, ``arguments``, ``query_arguments``,
+    ``body_arguments``, ``files``, ``connection``, ``cookies``; and the methods
+    ``full_url()``, ``request_time()``, ``supports_http_1_1()``,
+    ``notifyFinish()``, ``write()`` and ``finish()``.
+    """
+
+    def __init__(
+        self,
+        method: str | None = None,
+        uri: str | None = None,
+        version: str = "HTTP/1.0",
+        headers: HTTPHeaders | None = None,
+        body: bytes | None = None,
+        remote_ip: str | None = None,
+        protocol: str | None = None,
+        host: str | None = None,
+        files: dict[str, list] | None = None,
+        connection: Any = None,
+        start_line: Any = None,
+        server_connection: Any = None,
+    ) -> None:
+        if start_line is not None:
+            method, uri, version = start_line
+        self.method = method
+        self.uri = uri
+        self.version = version
+        self.headers = headers if headers is not None else HTTPHeaders()
+        self.body = body or b""
+        self.remote_ip = remote_ip
+        self.protocol = protocol or "http"
+        self.host = host or self.headers.get("Host") or "127.0.0.1"
+        self.host_name = split_host_and_port(self.host.lower())[0]
+        self.files = files or {}
+        self.connection = connection
+        self.server_connection = server_connection
+        self._start_time = time.time()
+        self._finish_time: float | None = None
+        self._finish_waiters: list[defer.Deferred] | None = None
+        self._finished = False
+        self.path, sep, self.query = (uri or "").partition("?")
+        if self.query:
+            self.query_arguments = parse_qs_bytes(self.query, keep_blank_values=True)
+            self.arguments = {k: list(v) for k, v in self.query_arguments.items()}
+        else:
+            self.query_arguments = {}
+            self.arguments = {}
+        self.body_arguments: dict[str, list[bytes]] = {}
+
+    # -- Tornado / cyclone API ---------------------------------------------------
+
+    def supports_http_1_1(self) -> bool:
+        """True when the request was made with HTTP/1.1."""
+        return self.version == "HTTP/1.1"
+
+    @property
+    def cookies(self) -> dict[str, http.cookies.Morsel]:
+        """The request's cookies as ``{name: Morsel}`` (parsed once)."""
+        cookies = self.__dict__.get("_cookies")
+        if cookies is None:
+            cookies = http.cookies.SimpleCookie()
+            for header in self.headers.get_list("Cookie"):
+                try:
+                    parsed = parse_cookie(header)
+                except Exception:  # a malformed Cookie header yields no cookies
+                    continue
+                for name, value in parsed.items():
+                    try:
+                        cookies[name] = value
+                    except http.cookies.CookieError:
+                        continue
+            self._cookies = cookies
+        return cookies
+
+    def full_url(self) -> str:
+        """The full URL as the client asked for it: ``http://host/path?query``."""
+        return f"{self.protocol}://{self.host}{self.uri}"
+
+    def request_time(self) -> float:
+        """Seconds the request took, or has taken so far."""
+        end = self._finish_time if self._finish_time is not None else time.time()
+        return end - self._start_time
+
+    def notifyFinish(self) -> defer.Deferred:
+        """A Deferred fired once: with None when the response is finished, or
+        with the error message when the client goes away before that."""
+        d: defer.Deferred = defer.Deferred()
+        if self._finished:
+            d.callback(None)
+            return d
+        if self._finish_waiters is None:
+            self._finish_waiters = []
+        self._finish_waiters.append(d)
+        return d
+
+    def write(self, chunk: bytes) -> None:
+        """Write a piece of the response body (after ``connection.write_head``)."""
+        assert isinstance(chunk, bytes), "request.write() takes bytes"
+        if self.connection is not None:
+            self.connection.write(chunk)
+
+    def finish(self) -> None:
+        """Finish the response."""
+        if self.connection is not None:
+            self.connection.finish()
+
+    def _parse_body(self) -> None:
+        """Fill ``body_arguments``, ``files`` and ``arguments`` from the body."""
+        parse_body_arguments(
+            self.headers.get("Content-Type", ""),
+            self.body,
+            self.body_arguments,
+            self.files,
+            self.headers,
+        )
+        for name, values in self.body_arguments.items():
+            self.arguments.setdefault(name, []).extend(values)
+
+    def _notify_finished(self, reason: Any = None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self._finish_time is None:
+            self._finish_time = time.time()
+        waiters = self._finish_waiters
+        if waiters:
+            self._finish_waiters = None
+            for d in waiters:
+                d.callback(reason)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(protocol={self.protocol!r}, host={self.host!r}, "
+            f"method={self.method!r}, uri={self.uri!r}, version={self.version!r}, "
+            f"remote_ip={self.remote_ip!r})"
+        )
+
 
 
 # -- start lines ----------------------------------------------------------
@@ -489,7 +640,8 @@ def parse_multipart_form_data(
 
     Raises :class:`HTTPInputError` at the first problem: no final boundary,
     more than ``max_parts`` parts, a part header block longer than
-    ``max_part_header_size`` bytes, part headers that are not UTF-8 or
+    ``max_part_header_size`` bytes (not counting the CRLF CRLF that ends
+    it), part headers that are not UTF-8 or
     contain a bare CR or LF, a bad Content-Disposition.  Linear in
     ``len(data)``.
     """
@@ -560,9 +712,11 @@ def _parse_part(
         # body, in which case its last CRLF is the delimiter's (RFC 2046
         # body-part := headers [CRLF *OCTET]).  Only look as far as the size
         # limit: that enforces the cap without scanning a big body.
-        idx = data.find(b"\r\n\r\n", start, min(end + 2, start + max_header_size + 4))
+        stop = end + 2
+        limit = start + max_header_size + 4
+        idx = data.find(b"\r\n\r\n", start, min(stop, limit))
         if idx < 0:
-            if end - start > max_header_size + 4:
+            if limit < stop:
                 raise HTTPInputError("multipart/form-data part headers too large")
             raise HTTPInputError("multipart/form-data missing headers")
         header_end = idx + 2  # keep the CRLF ending the last header line

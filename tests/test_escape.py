@@ -317,6 +317,14 @@ LINKIFY_CASES = [
      'two <a href="http://a.com">http://a.com</a> and <a href="https://b.com/x">https://b.com/x</a>.'),
     ("no links here & <there>", {}, "no links here &amp; &lt;there&gt;"),
     (b"bytes http://x.com", {}, 'bytes <a href="http://x.com">http://x.com</a>'),
+    # A scheme runs over the whole [\w-] run it starts in.
+    ("see --ftp://x.org here", {}, "see --ftp://x.org here"),
+    ("see --ftp://x.org here", {"permitted_protocols": ["ftp"]},
+     'see --<a href="ftp://x.org">ftp://x.org</a> here'),
+    ("-http://a.com", {}, '-<a href="http://a.com">http://a.com</a>'),
+    ("a-b-http://x.com", {}, "a-b-http://x.com"),
+    ("x_-https://y.z/", {}, "x_-https://y.z/"),
+    ("foo-www.x.com", {}, 'foo-<a href="http://www.x.com">www.x.com</a>'),
 ]
 
 
@@ -372,3 +380,7 @@ def test_linkify_is_linear_on_pathological_input():
     )
     chain = "www." * 20000
     assert linkify(chain) == f'<a href="http://{chain[:-1]}">{chain[:-1]}</a>.'
+    # Word boundaries all along one long [\w-] run: trying a scheme at each
+    # of them would rescan the run every time.
+    words = "ab-" * 100_000
+    assert linkify(words) == words

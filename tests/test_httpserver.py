@@ -674,3 +674,20 @@ def test_tls_sets_protocol_https(app, self_signed):
         yield port.stopListening()
     assert result["protocol"] == "https"
     assert result["full_url"].startswith("https://")
+
+
+def test_http_server_request_is_one_class_with_tornado_and_cyclone_signatures():
+    from cyclone import httputil
+    from cyclone.httpserver import HTTPRequest
+
+    assert httputil.HTTPServerRequest is HTTPRequest
+    headers = httputil.HTTPHeaders({"Host": "Example.org:8080", "Cookie": "a=1"})
+    # the original cyclone's positional order, and Tornado's start_line keyword
+    request = HTTPRequest("GET", "/p?x=1&x=2", "HTTP/1.1", headers, b"", "10.0.0.1", "https")
+    assert (request.remote_ip, request.protocol, request.host_name) == ("10.0.0.1", "https", "example.org")
+    assert request.full_url() == "https://Example.org:8080/p?x=1&x=2"
+    assert request.arguments == {"x": [b"1", b"2"]} and request.cookies["a"].value == "1"
+    tornado_style = httputil.HTTPServerRequest(start_line=httputil.RequestStartLine("POST", "/u", "HTTP/1.0"))
+    assert (tornado_style.method, tornado_style.path, tornado_style.supports_http_1_1()) == ("POST", "/u", False)
+    assert tornado_style.host == "127.0.0.1"
+    assert tornado_style.request_time() >= 0

@@ -779,3 +779,115 @@ def test_gzip_stream_ends_even_when_everything_was_flushed(listen):
     status, _, headers, body = yield get(port, "/", headers={"Accept-Encoding": "gzip"})
     assert headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(body) == b"first " * 300 + b"second " * 300
+
+
+class NoKeepAlive(web.RequestHandler):
+    no_keep_alive = True
+
+    def get(self):
+        self.write("once")
+
+
+@inline
+def test_handler_no_keep_alive_closes_connection(listen):
+    port = listen(web.Application([(r"/", NoKeepAlive)]))
+    data = yield threads.deferToThread(
+        raw_exchange, port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    [(status, headers, body)] = parse_responses(data)
+    assert (status, body, headers["Connection"]) == (200, b"once", "close")
+
+
+@inline
+def test_application_listen_and_error_handler():
+    class Custom(web.ErrorHandler):
+        def write_error(self, status_code, **kwargs):
+            self.finish(f"custom {status_code}")
+
+    app = web.Application([(r"/", Plain)], error_handler=Custom)
+    port = app.listen(0, "127.0.0.1")
+    try:
+        status, _, _, data = yield get(port.getHost().port, "/missing")
+        assert (status, data) == (404, b"custom 404")
+        status, _, _, data = yield get(port.getHost().port, "/")
+        assert (status, data) == (200, b"plain")
+    finally:
+        yield port.stopListening()
+
+
+class TemplatePage(web.RequestHandler):
+    def get(self):
+        self.render("outer.html")
+
+
+@inline
+def test_template_module_with_resources(listen, tmp_path):
+    (tmp_path / "outer.html").write_text(
+        "<html><head></head><body>{% module Template('inner.html', word='w1') %}"
+        "{% module Template('inner.html', word='w2') %}</body></html>")
+    (tmp_path / "inner.html").write_text(
+        "{{ set_resources(embedded_css='.inner{}', javascript_files='/js/inner.js') }}<p>{{ word }}</p>")
+    port = listen(web.Application([(r"/", TemplatePage)], template_path=str(tmp_path)))
+    status, _, _, data = yield get(port, "/")
+    assert status == 200
+    assert b"<p>w1</p>" in data and b"<p>w2</p>" in data
+    assert data.count(b".inner{}") == 1 and data.index(b".inner{}") < data.index(b"</head>")
+    assert data.count(b'src="/js/inner.js"') == 1 and data.index(b"inner.js") > data.index(b"<p>w2</p>")
+
+
+class BigStream(web.RequestHandler):
+    produced = 0
+    waiting = False
+
+    @defer.inlineCallbacks
+    def get(self):
+        piece = b"s" * 65536
+        for _ in range(512):  # 32 MiB
+            self.write(piece)
+            BigStream.produced += len(piece)
+            BigStream.waiting = True
+            yield self.flush()
+            BigStream.waiting = False
+
+
+@inline
+def test_flush_waits_for_a_slow_client(listen):
+    import socket
+
+    BigStream.produced = 0
+    port = listen(web.Application([(r"/", BigStream)]))
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    try:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        yield poll_until(lambda: BigStream.waiting and BigStream.produced > 0)
+        stalled = BigStream.produced
+        yield poll_until(lambda: True)
+        assert BigStream.produced == stalled < 8 * 1024 * 1024
+
+        def drain():
+            total = 0
+            while True:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    return total
+                total += len(chunk)
+
+        received = yield threads.deferToThread(drain)
+    finally:
+        sock.close()
+    assert BigStream.produced == 512 * 65536
+    assert received > 512 * 65536  # body plus chunk framing and head
+
+
+@inline
+def test_debug_reloads_templates(listen, tmp_path):
+    class Show(web.RequestHandler):
+        def get(self):
+            self.render("live.html")
+
+    (tmp_path / "live.html").write_text("v1")
+    port = listen(web.Application([(r"/", Show)], template_path=str(tmp_path), debug=True))
+    _, _, _, first = yield get(port, "/")
+    (tmp_path / "live.html").write_text("v2")
+    _, _, _, second = yield get(port, "/")
+    assert (first, second) == (b"v1", b"v2")
