@@ -764,7 +764,6 @@ _STATUS_LINES: dict[tuple[int, str], bytes] = {
 _REASON_BAD_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEADER_VALUE_BAD_RE = re.compile(r"[\x00\r\n]")
-_valid_header_names: set[str] = set()
 
 #: the interim response to ``Expect: 100-continue``
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -795,30 +794,47 @@ def encode_chunk(data: bytes) -> bytes:
     return b"%x\r\n%b\r\n" % (len(data), data)
 
 
-def _field_lines(headers: Iterable[tuple[str, str]]) -> bytes:
-    """``name: value\\r\\n`` lines; raises ValueError on header injection."""
-    parts = []
-    valid_names = _valid_header_names
-    for name, value in headers:
-        if name not in valid_names:
-            if _HEADER_NAME_RE.fullmatch(name) is None:
-                raise ValueError(f"invalid header name: {name!r}")
-            if len(valid_names) < 1024:
-                valid_names.add(name)
-        if type(value) is not str:
-            value = str(value)
-        parts.append(f"{name}: {value}\r\n")
-    text = "".join(parts)
+# name -> "" for an ordinary valid name, or the lower-cased name of a field
+# that changes framing; bounded so hostile handlers cannot grow it forever.
+_header_kinds: dict[str, str] = {}
+_FRAMING_FIELDS = frozenset(("content-length", "transfer-encoding", "connection"))
+
+
+def _classify_header_name(name: str) -> str:
+    if type(name) is not str or _HEADER_NAME_RE.fullmatch(name) is None:
+        raise ValueError(f"invalid header name: {name!r}")
+    lname = name.lower()
+    kind = lname if lname in _FRAMING_FIELDS else ""
+    if len(_header_kinds) < 1024:
+        _header_kinds[name] = kind
+    return kind
+
+
+def _encode_field_lines(lines: list[str]) -> bytes:
+    """Encode formatted ``name: value\\r\\n`` lines; ValueError on injection."""
+    text = "".join(lines)
     # Each line contributes exactly one CR and one LF; any more is injection.
-    if text.count("\n") != len(parts) or text.count("\r") != len(parts) or "\x00" in text:
-        for _, value in headers:
-            if _HEADER_VALUE_BAD_RE.search(str(value)):
-                raise ValueError(f"invalid header value: {value!r}")
+    count = len(lines)
+    if text.count("\n") != count or text.count("\r") != count or "\x00" in text:
+        for line in lines:
+            if _HEADER_VALUE_BAD_RE.search(line[:-2]):
+                raise ValueError(f"invalid header value in {line[:-2]!r}")
         raise ValueError("invalid header value")  # pragma: no cover - defensive
     try:
         return text.encode("latin-1")
     except UnicodeEncodeError as exc:
         raise ValueError(f"header value not encodable as latin-1: {exc}") from None
+
+
+def _field_lines(headers: Iterable[tuple[str, str]]) -> bytes:
+    """``name: value\\r\\n`` lines; raises ValueError on header injection."""
+    lines = []
+    kinds = _header_kinds
+    for name, value in headers:
+        if name not in kinds:
+            _classify_header_name(name)
+        lines.append(f"{name}: {value}\r\n")
+    return _encode_field_lines(lines)
 
 
 def last_chunk(trailers: Iterable[tuple[str, str]] | None = None) -> bytes:
@@ -925,7 +941,7 @@ class ResponseWriter:
         self._finished = False
         self.switching = False
 
-    def head(self, status: int, headers: list[tuple[str, str]], reason: str | None = None) -> bytes:
+    def head(self, status: int, headers: Iterable[tuple[str, str]], reason: str | None = None) -> bytes:
         """The status line and header block; decides framing and keep-alive."""
         if self._started:
             raise RuntimeError("response head already written")
@@ -936,26 +952,38 @@ class ResponseWriter:
         user_chunked = False
         connection_close = False
         has_connection = False
+        parts = []
+        kinds = _header_kinds
+        # One pass: validate names (cached), find framing fields, format lines.
         for name, value in headers:
-            lname = name.lower()
-            if lname == "content-length":
-                try:
-                    content_length = int(value)
-                except ValueError:
-                    raise ValueError(f"invalid Content-Length: {value!r}") from None
-                if content_length < 0:
-                    raise ValueError(f"invalid Content-Length: {value!r}")
-            elif lname == "transfer-encoding":
-                if str(value).strip().lower() != "chunked":
-                    raise ValueError(f"unsupported Transfer-Encoding: {value!r}")
-                user_chunked = True
-            elif lname == "connection":
-                has_connection = True
-                if "close" in [t.strip() for t in str(value).lower().split(",")]:
-                    connection_close = True
+            kind = kinds.get(name)
+            if kind is None:
+                kind = _classify_header_name(name)
+            if type(value) is not str:
+                value = str(value)
+            if kind:
+                if kind == "content-length":
+                    try:
+                        content_length = int(value)
+                    except ValueError:
+                        raise ValueError(f"invalid Content-Length: {value!r}") from None
+                    if content_length < 0:
+                        raise ValueError(f"invalid Content-Length: {value!r}")
+                elif kind == "transfer-encoding":
+                    if value.strip().lower() != "chunked":
+                        raise ValueError(f"unsupported Transfer-Encoding: {value!r}")
+                    user_chunked = True
+                else:  # connection
+                    has_connection = True
+                    if "close" in [t.strip() for t in value.lower().split(",")]:
+                        connection_close = True
+                    # re-added below once keep-alive is decided
+                    parts.append(None)
+                    parts.append(f"{name}: {value}\r\n")
+                    continue
+            parts.append(f"{name}: {value}\r\n")
         if content_length is not None and user_chunked:
             raise ValueError("both Content-Length and Transfer-Encoding in a response")
-        extra = []
         if status == 101:
             self.switching = True
             self.keep_alive = False
@@ -968,22 +996,31 @@ class ResponseWriter:
         elif not no_body:
             if self._version == "HTTP/1.1":
                 self.chunked = True
-                extra.append(("Transfer-Encoding", "chunked"))
+                parts.append("Transfer-Encoding: chunked\r\n")
             else:
                 self.keep_alive = False
         if connection_close:
             self.keep_alive = False
+        if has_connection:
+            drop = not self.switching and not self.keep_alive and not connection_close
+            kept = []
+            skip = False
+            for part in parts:
+                if part is None:
+                    skip = drop
+                    continue
+                if skip:
+                    skip = False
+                    continue
+                kept.append(part)
+            parts = kept
         if not self.switching:
             if not self.keep_alive:
                 if not connection_close:
-                    if has_connection:
-                        headers = [(n, v) for n, v in headers if n.lower() != "connection"]
-                    extra.append(("Connection", "close"))
+                    parts.append("Connection: close\r\n")
             elif self._version == "HTTP/1.0" and not has_connection:
-                extra.append(("Connection", "keep-alive"))
-        if extra:
-            headers = list(headers) + extra
-        return status_line(status, reason, self._version) + _field_lines(headers) + b"\r\n"
+                parts.append("Connection: keep-alive\r\n")
+        return status_line(status, reason, self._version) + _encode_field_lines(parts) + b"\r\n"
 
     def body(self, data: bytes) -> bytes:
         """Framed bytes for a piece of the body."""

@@ -448,7 +448,7 @@ class HTTPConnection(protocol.Protocol):
             return
         keep_alive = not self.no_keep_alive and self._message_complete
         writer = http1.ResponseWriter(self._head, keep_alive)
-        data = writer.head(status, list(headers), reason)
+        data = writer.head(status, headers, reason)
         self._writer = writer
         if body:
             data += writer.body(body)

@@ -122,7 +122,7 @@ class HTTPHeaders(MutableMapping[str, str]):
         if len(args) == 1 and not kwargs and isinstance(args[0], HTTPHeaders):
             for name, values in args[0]._as_list.items():
                 self._as_list[name] = list(values)
-        else:
+        elif args or kwargs:
             self.update(*args, **kwargs)
 
     # -- multi-value API --------------------------------------------------
@@ -210,6 +210,12 @@ class HTTPHeaders(MutableMapping[str, str]):
     def __delitem__(self, name: str) -> None:
         del self._as_list[_normalize_header(name)]
 
+    def get(self, name: str, default: Any = None) -> Any:
+        values = self._as_list.get(_normalize_header(name))
+        if values is None:
+            return default
+        return values[0] if len(values) == 1 else ",".join(values)
+
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and _normalize_header(name) in self._as_list
 
@@ -280,7 +286,6 @@ class HTTPServerRequest:
         self.remote_ip = remote_ip
         self.protocol = protocol or "http"
         self.host = host or self.headers.get("Host") or "127.0.0.1"
-        self.host_name = split_host_and_port(self.host.lower())[0]
         self.files = files or {}
         self.connection = connection
         self.server_connection = server_connection
@@ -298,6 +303,18 @@ class HTTPServerRequest:
         self.body_arguments: dict[str, list[bytes]] = {}
 
     # -- Tornado / cyclone API ---------------------------------------------------
+
+    @property
+    def host_name(self) -> str:
+        """``host`` lower-cased, without the port (computed when first read)."""
+        name = self.__dict__.get("_host_name")
+        if name is None:
+            name = self._host_name = split_host_and_port(self.host.lower())[0]
+        return name
+
+    @host_name.setter
+    def host_name(self, value: str) -> None:
+        self._host_name = value
 
     def supports_http_1_1(self) -> bool:
         """True when the request was made with HTTP/1.1."""

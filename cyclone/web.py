@@ -640,8 +640,9 @@ class RequestHandler:
         if not self._headers_written:
             status = self._status_code
             method = self.request.method
-            if status == 200 and (method == "GET" or method == "HEAD") and "Etag" not in self._headers:
-                self.set_etag_header()
+            headers_dict = self._headers._as_list
+            if status == 200 and (method == "GET" or method == "HEAD") and "Etag" not in headers_dict:
+                self._set_computed_etag()
                 if self.check_etag_header():
                     self._write_buffer = []
                     self.set_status(304)
@@ -650,8 +651,8 @@ class RequestHandler:
                 if self._write_buffer and any(self._write_buffer):
                     raise RuntimeError(f"Cannot send a body with a {status} response")
                 self._clear_representation_headers()
-            elif "Content-Length" not in self._headers:
-                self._headers["Content-Length"] = str(sum(map(len, self._write_buffer)))
+            elif "Content-Length" not in headers_dict:
+                headers_dict["Content-Length"] = [str(sum(map(len, self._write_buffer)))]
             chunk = b"".join(self._write_buffer)
             headers = self._headers
             for transform in self._transforms or ():
@@ -788,14 +789,23 @@ class RequestHandler:
         if etag is not None:
             self.set_header("Etag", etag)
 
+    def _set_computed_etag(self) -> None:
+        # finish()'s automatic ETag; an overridden set_etag_header still runs
+        if type(self).set_etag_header is not RequestHandler.set_etag_header:
+            self.set_etag_header()
+            return
+        etag = self.compute_etag()
+        if etag is not None:
+            self._headers._as_list["Etag"] = [etag]
+
     def check_etag_header(self) -> bool:
         """True when the request's ``If-None-Match`` matches our ETag
         (weak comparison, ``*`` matches anything)."""
+        header = self.request.headers.get("If-None-Match")
+        if not header:
+            return False
         computed = utf8(self._headers.get("Etag", ""))
         if not computed:
-            return False
-        header = self.request.headers.get("If-None-Match", "")
-        if not header:
             return False
         tags = _ETAG_LIST_RE.findall(header)
         if "*" in tags:
@@ -1948,6 +1958,9 @@ class Application(protocol.ServerFactory):
         return ErrorHandler, {"status_code": 404}, [], {}
 
     def _host_specs(self, request: HTTPRequest) -> list[URLSpec] | None:
+        handlers = self.handlers
+        if len(handlers) == 1 and handlers[0][0].pattern == ".*$":
+            return handlers[0][1]  # the common case: no virtual hosts
         host = request.host_name
         for pattern, specs in self.handlers:
             if pattern.match(host):
@@ -1995,6 +2008,9 @@ def _unquote_path(value: str) -> bytes:
     return urllib.parse.unquote_to_bytes(value)
 
 
+_NO_TRANSFORMS: list = []  # shared, never mutated
+
+
 class _RequestDispatcher:
     """The request delegate ``Application.start_request`` returns."""
 
@@ -2024,8 +2040,11 @@ class _RequestDispatcher:
         return None
 
     def _transforms(self) -> list:
+        transforms = self.application.transforms
+        if not transforms:
+            return _NO_TRANSFORMS
         request = self.request
-        return [t(request) for t in self.application.transforms]
+        return [t(request) for t in transforms]
 
     def _make_handler(self) -> None:
         try:
