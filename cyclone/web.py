@@ -1056,6 +1056,13 @@ class RequestHandler:
         Templates come from ``get_template_path()``, or the directory of the
         file that called this method.
         """
+        settings_loader = self.application.settings.get("template_loader")
+        if settings_loader is not None:
+            # the application's own loader: never mix it into the per-path cache
+            tmpl = settings_loader.load(template_name)
+            namespace = self.get_template_namespace()
+            namespace.update(kwargs)
+            return tmpl.generate(**namespace)
         template_path = self.get_template_path()
         if not template_path:
             frame = sys._getframe(0)
