@@ -1,0 +1,1 @@
+"""Project skeletons for ``python -m cyclone.app``: package data, not code."""

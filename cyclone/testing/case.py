@@ -1,0 +1,295 @@
+"""Tornado's ``tornado.testing`` test cases on trial: ``AsyncTestCase``,
+``AsyncHTTPTestCase``, ``ExpectLog``, ``bind_unused_port``."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import re
+import socket
+import sys
+from typing import Any, Iterator, TypeVar
+
+from twisted.internet import defer
+from twisted.trial import unittest as trial_unittest
+from twisted.trial import util as trial_util
+
+from cyclone.testing import _reactor
+from cyclone.testing.httpclient import AsyncHTTPClient, HTTPResponse, LiveServer
+
+__all__ = [
+    "AsyncHTTPTestCase",
+    "AsyncTestCase",
+    "ExpectLog",
+    "bind_unused_port",
+    "get_async_test_timeout",
+]
+
+_T = TypeVar("_T")
+
+
+def get_async_test_timeout() -> float:
+    """Seconds a test may wait for asynchronous work: ``$ASYNC_TEST_TIMEOUT`` or 5."""
+    return float(os.environ.get("ASYNC_TEST_TIMEOUT", 5))
+
+
+def bind_unused_port(reuse_port: bool = False, address: str = "127.0.0.1") -> tuple[socket.socket, int]:
+    """A listening, non-blocking socket on a free port of ``address``: (socket, port).
+
+    Serve it with ``reactor.adoptStreamPort(sock.fileno(), sock.family, factory)``.
+    """
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((address, 0))
+        sock.listen(128)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock, sock.getsockname()[1]
+
+
+class ExpectLog(logging.Filter):
+    """Context manager that swallows expected records of a stdlib logger.
+
+    Records of ``logger`` (a name such as ``"cyclone.application"`` or a
+    ``Logger``) whose message matches ``regex`` (``re.match``, so anchored at
+    the start) are dropped; other records pass through. With ``required``
+    (the default) leaving the block without a match raises AssertionError
+    (not when the block itself raised). ``level`` restricts matches to
+    records of exactly that level and lowers the logger's level for the
+    duration, so that e.g. ``cyclone.access`` INFO records are emitted at all.
+
+    ``matched`` is True once a record matched; ``logged_stack`` once any
+    record of the logger carried exception info.
+    """
+
+    def __init__(
+        self, logger: logging.Logger | str, regex: str | re.Pattern[str], required: bool = True,
+        level: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.logger = logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
+        self.regex = re.compile(regex)
+        self.required = required
+        self.level = level
+        self.matched = False
+        self.logged_stack = False
+        self._saved_level: int | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            self.logged_stack = True
+        if self.level is not None and record.levelno != self.level:
+            return True
+        if self.regex.match(record.getMessage()):
+            self.matched = True
+            return False
+        return True
+
+    def __enter__(self) -> ExpectLog:
+        if self.level is not None and self.logger.getEffectiveLevel() > self.level:
+            self._saved_level = self.logger.level
+            self.logger.setLevel(self.level)
+        self.logger.addFilter(self)
+        return self
+
+    def __exit__(self, typ: Any, value: Any, tb: Any) -> None:
+        self.logger.removeFilter(self)
+        if self._saved_level is not None:
+            self.logger.setLevel(self._saved_level)
+            self._saved_level = None
+        if typ is None and self.required and not self.matched:
+            raise AssertionError(
+                f"did not get expected log message matching {self.regex.pattern!r} "
+                f"on logger {self.logger.name!r}"
+            )
+
+
+class _CollectSubclasses:
+    """pytest collects every unittest.TestCase subclass a test module imports,
+    and ``__test__ = False`` is inherited. Bases say ``__test__ = False`` in
+    their own body; every subclass that does not say otherwise is a test."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__test__" not in cls.__dict__:
+            cls.__test__ = True
+
+
+class AsyncTestCase(_CollectSubclasses, trial_unittest.TestCase):
+    """A trial TestCase that also runs inside a pytest-twisted session.
+
+    Test methods may return Deferreds (``@defer.inlineCallbacks``, ``async
+    def``); trial waits for them, at most ``get_async_timeout()`` seconds
+    unless a ``timeout`` attribute says otherwise. ``wait_for(d)`` blocks a
+    synchronous test until ``d`` fires.
+
+    Under pytest with pytest-twisted, the reactor already runs in a greenlet,
+    where trial cannot start it again: this class waits through that greenlet
+    instead, and its end-of-test check for leftover timers and sockets only
+    looks at those created during the test (see ``cyclone.testing._reactor``).
+    """
+
+    __test__ = False
+
+    def get_async_timeout(self) -> float:
+        """Seconds to wait for asynchronous work (``get_async_test_timeout()``)."""
+        return get_async_test_timeout()
+
+    def wait_for(self, d: defer.Deferred[_T], timeout: float | None = None) -> _T:
+        """Block until ``d`` fires and return its result (or raise its failure).
+
+        Raises TimeoutError after ``timeout`` (default ``get_async_timeout()``)
+        seconds, and RuntimeError when called inside the running reactor,
+        e.g. after a ``yield`` in an ``@inlineCallbacks`` test: yield ``d``
+        there instead.
+        """
+        return _reactor.wait_for(d, self.get_async_timeout() if timeout is None else timeout)
+
+    def getTimeout(self) -> float:
+        if self._explicit_timeout() is None:
+            return self.get_async_timeout()
+        return super().getTimeout()
+
+    def _explicit_timeout(self) -> Any:
+        method = getattr(self, self._testMethodName, None)
+        module = sys.modules.get(type(self).__module__)
+        return trial_util.acquireAttribute([method, self, module], "timeout", None)
+
+    # -- running inside pytest-twisted --------------------------------------------------
+    # trial's private hooks, overridden only while pytest-twisted runs the reactor.
+
+    def run(self, result: Any) -> None:
+        if _reactor.reactor_greenlet() is not None:
+            self._cyclone_baseline = _reactor.ReactorSnapshot()
+        else:
+            self._cyclone_baseline = None
+        return super().run(result)
+
+    def _wait(self, d: defer.Deferred[Any], *args: Any, **kwargs: Any) -> None:
+        greenlet = _reactor.reactor_greenlet()
+        if greenlet is None or not _reactor.can_block():
+            return super()._wait(d, *args, **kwargs)
+        _reactor.wait_in_session(self, d)
+
+    def _cleanUp(self, result: Any) -> None:
+        with self._session_janitor():
+            super()._cleanUp(result)
+
+    def _classCleanUp(self, result: Any) -> None:
+        with self._session_janitor():
+            super()._classCleanUp(result)
+
+    @contextlib.contextmanager
+    def _session_janitor(self) -> Iterator[None]:
+        baseline = getattr(self, "_cyclone_baseline", None)
+        if baseline is None or _reactor.reactor_greenlet() is None:
+            yield
+            return
+        original = trial_util._Janitor
+        trial_util._Janitor = functools.partial(_reactor.SessionJanitor, baseline=baseline)
+        try:
+            yield
+        finally:
+            trial_util._Janitor = original
+
+
+class AsyncHTTPTestCase(AsyncTestCase):
+    """Tornado's ``AsyncHTTPTestCase``: ``get_app()`` is served on 127.0.0.1 during each test.
+
+    ``setUp`` starts it on a free port (``get_http_port()``, ``get_url(path)``)
+    and creates ``self.http_client`` (an ``AsyncHTTPClient``). Both are
+    closed by a cleanup registered in ``setUp`` (trial runs cleanups before
+    ``tearDown``). ``fetch(path, **kwargs)`` fetches from the app:
+
+    * in a plain test method it blocks until the response is there and
+      returns it, as Tornado's does (limit: ``get_async_timeout()``);
+    * inside the running reactor -- after the first ``yield`` of an
+      ``@defer.inlineCallbacks`` test -- it cannot block and returns a
+      Deferred. ``response = yield self.fetch(...)`` therefore works
+      everywhere in such a test.
+    """
+
+    __test__ = False
+
+    def setUp(self) -> Any:
+        result = super().setUp()
+        self._app = self.get_app()
+        self.http_client = self.get_http_client()
+        self.http_server = LiveServer(self.get_http_server())
+        self.addCleanup(self._stop_serving)
+        return result
+
+    @defer.inlineCallbacks
+    def _stop_serving(self) -> Any:
+        yield self.http_client.close()
+        yield self.http_server.stop()
+
+    def get_app(self) -> Any:
+        """The ``cyclone.web.Application`` (or any server factory) to test."""
+        raise NotImplementedError(f"{type(self).__name__} must define get_app()")
+
+    def get_http_client(self) -> AsyncHTTPClient:
+        return AsyncHTTPClient()
+
+    def get_httpserver_options(self) -> dict[str, Any]:
+        """Settings for a ``cyclone.httpserver.HTTPServer`` wrapped around the app
+        (limits, timeouts, ``xheaders``...); empty means serve the app itself."""
+        return {}
+
+    def get_http_server(self) -> Any:
+        """The factory to listen with: the app, or an ``HTTPServer`` around it."""
+        options = self.get_httpserver_options()
+        if not options:
+            return self._app
+        from cyclone.httpserver import HTTPServer
+
+        return HTTPServer(self._app, **options)
+
+    def get_http_port(self) -> int:
+        return self.http_server.port
+
+    def get_protocol(self) -> str:
+        return "http"
+
+    def get_url(self, path: str) -> str:
+        """An absolute URL for ``path`` on the test server."""
+        return f"{self.get_protocol()}://127.0.0.1:{self.get_http_port()}{path}"
+
+    def fetch(
+        self,
+        path: str,
+        method: str = "GET",
+        body: str | bytes | None = None,
+        headers: Any = None,
+        follow_redirects: bool = True,
+        raise_error: bool = False,
+        **kwargs: Any,
+    ) -> HTTPResponse | defer.Deferred[HTTPResponse]:
+        """Fetch ``path`` (or an absolute http:// URL) from the test server.
+
+        Other keyword arguments are ``ClientRequest``'s. With ``raise_error``
+        a non-2xx response raises ``HTTPClientError``; otherwise it is
+        returned with ``response.error`` set.
+        """
+        if not path.lower().startswith(("http://", "https://")):
+            path = self.get_url(path)
+        d = self.http_client.fetch(
+            path,
+            raise_error=raise_error,
+            method=method,
+            body=body,
+            headers=headers,
+            follow_redirects=follow_redirects,
+            **kwargs,
+        )
+        if not _reactor.can_block():
+            return d
+        return self.wait_for(d)
+
