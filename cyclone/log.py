@@ -46,6 +46,13 @@ class TwistedLogHandler(logging.Handler):
         self._twisted_log = Logger(namespace="cyclone")
 
     def emit(self, record: logging.LogRecord) -> None:
+        root = logging.getLogger()
+        if root.handlers:
+            # stdlib logging was configured after the bridge went in: the
+            # application's handlers take the records from now on
+            if record.levelno >= root.getEffectiveLevel():
+                root.handle(record)
+            return
         try:
             text = record.getMessage()
             if record.exc_info:

@@ -68,3 +68,29 @@ def test_twisted_log_shows_request_lines_when_started_under_twisted_logging(tmp_
     ))
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert "200 GET /?x=1 (127.0.0.1)" in out.stdout, out.stdout + out.stderr
+
+
+def test_bridge_hands_over_to_logging_configured_later(monkeypatch):
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    seen_twisted = []
+    globalLogPublisher.addObserver(seen_twisted.append)
+    try:
+        assert log.bridge_to_twisted() is True
+
+        class Collect(logging.Handler):
+            def __init__(self):
+                super().__init__()
+                self.records = []
+
+            def emit(self, record):
+                self.records.append(record)
+
+        collect = Collect()
+        monkeypatch.setattr(root, "handlers", [collect])
+        log.gen_log.warning("after configuration")
+    finally:
+        globalLogPublisher.removeObserver(seen_twisted.append)
+        log.unbridge()
+    assert [r.getMessage() for r in collect.records] == ["after configuration"]
+    assert not [e for e in seen_twisted if e.get("log_text") == "after configuration"]

@@ -212,6 +212,12 @@ class TornadoStyleTest(AsyncHTTPTestCase):
     async def test_awaited_http_client(self) -> None:
         response = await self.http_client.fetch(self.get_url("/hello"))
         self.assertEqual(response.body, b"Hello")
+        response = await self.http_client.fetch("/echo?path=1")  # paths work too
+        self.assertEqual(json.loads(response.body)["query"], "path=1")
+
+    def test_client_without_base_url_needs_urls(self) -> None:
+        with self.assertRaises(ValueError):
+            AsyncHTTPClient().fetch("/hello")
 
     def test_post_body_and_headers(self) -> None:
         response = self.fetch(

@@ -204,7 +204,8 @@ class AsyncHTTPTestCase(AsyncTestCase):
     """Tornado's ``AsyncHTTPTestCase``: ``get_app()`` is served on 127.0.0.1 during each test.
 
     ``setUp`` starts it on a free port (``get_http_port()``, ``get_url(path)``)
-    and creates ``self.http_client`` (an ``AsyncHTTPClient``). Both are
+    and creates ``self.http_client`` (an ``AsyncHTTPClient`` whose ``fetch``
+    takes a URL or a path and returns a Deferred). Both are
     closed by a cleanup registered in ``setUp`` (trial runs cleanups before
     ``tearDown``). ``fetch(path, **kwargs)`` fetches from the app:
 
@@ -236,7 +237,8 @@ class AsyncHTTPTestCase(AsyncTestCase):
         raise NotImplementedError(f"{type(self).__name__} must define get_app()")
 
     def get_http_client(self) -> AsyncHTTPClient:
-        return AsyncHTTPClient()
+        """The client; its ``fetch`` also takes paths on the test server."""
+        return AsyncHTTPClient(base_url=lambda: self.get_url(""))
 
     def get_httpserver_options(self) -> dict[str, Any]:
         """Settings for a ``cyclone.httpserver.HTTPServer`` wrapped around the app

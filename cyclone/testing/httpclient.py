@@ -416,13 +416,16 @@ class AsyncHTTPClient:
     """Fetches URLs; each ``fetch`` returns a Deferred firing with an ``HTTPResponse``.
 
     Connections are not reused (requests carry ``Connection: close``, like
-    Tornado's simple client) and cookies are not remembered.
+    Tornado's simple client) and cookies are not remembered. ``base_url``
+    (a URL such as ``http://127.0.0.1:8888``, or a function returning one)
+    lets ``fetch`` take a path that starts with "/".
     """
 
-    def __init__(self) -> None:
+    def __init__(self, base_url: str | Callable[[], str] | None = None) -> None:
         self._connections = _ConnectionSet()
         self._pool = HTTPConnectionPool(_reactor(), persistent=False)
         self._closed = False
+        self._base_url = base_url
 
     def fetch(
         self, request: str | ClientRequest, raise_error: bool = True, **kwargs: Any
@@ -440,8 +443,9 @@ class AsyncHTTPClient:
         if isinstance(request, ClientRequest):
             if kwargs:
                 raise TypeError("pass options in the ClientRequest or as keywords, not both")
+            request.url = self._absolute(request.url)
         else:
-            request = ClientRequest(request, **kwargs)
+            request = ClientRequest(self._absolute(request), **kwargs)
         d = defer.Deferred.fromCoroutine(self._fetch(request))
         if request.request_timeout:
             d.addTimeout(request.request_timeout, _reactor(), onTimeoutCancel=_request_timed_out)
@@ -453,6 +457,14 @@ class AsyncHTTPClient:
             return response
 
         return d.addCallback(check)
+
+    def _absolute(self, url: str) -> str:
+        if not url.startswith("/"):
+            return url
+        base = self._base_url() if callable(self._base_url) else self._base_url
+        if base is None:
+            raise ValueError(f"{url!r} is not a URL (give the client a base_url to fetch paths)")
+        return base.rstrip("/") + url
 
     def close(self) -> defer.Deferred[None]:
         """Abort connections still open; the Deferred fires once all are closed."""
