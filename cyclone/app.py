@@ -290,9 +290,12 @@ def _is_text(name: str) -> bool:
     return name in TEXT_NAMES or os.path.splitext(name)[1].lower() in TEXT_SUFFIXES
 
 
-def _write_file(path: str, data: bytes) -> None:
+def _write_file(path: str, data: bytes, replace: bool = False) -> None:
     # O_EXCL: the directory is brand new, so an existing file means two
-    # skeleton entries map to one name (e.g. "x.py" and "x.py.tmpl").
+    # skeleton entries map to one name (e.g. "x.py" and "x.py.tmpl"); only a
+    # skeleton replacing its base's file may overwrite.
+    if replace and os.path.lexists(path):
+        os.unlink(path)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
@@ -300,17 +303,45 @@ def _write_file(path: str, data: bytes) -> None:
         os.chmod(path, 0o755)
 
 
-def _fill(skeleton: Traversable, dest: str, modname: str, values: dict[str, str]) -> None:
-    """Copy ``skeleton`` into the existing directory ``dest``."""
-    from cyclone import i18n  # only needed here; keeps "-h" and "-n" light
+# A skeleton may extend another: the base's files are copied first (minus the
+# ones listed), then the skeleton's own files add to or replace them.
+_SKELETON_BASES: dict[str, tuple[str, frozenset[str]]] = {
+    "signup": ("default", frozenset()),
+    "foreman": (
+        "default",
+        # a Procfile app: no twistd start script, systemd units or nginx setup
+        frozenset(
+            {
+                "start.sh",
+                "scripts/modname.service",
+                "scripts/modname@.service",
+                "scripts/multicore.sh",
+                "scripts/nginx.conf",
+            }
+        ),
+    ),
+}
 
+
+def _fill(
+    skeleton: Traversable,
+    dest: str,
+    modname: str,
+    values: dict[str, str],
+    skip: frozenset[str] = frozenset(),
+) -> list[str]:
+    """Copy ``skeleton`` (less the paths in ``skip``) into the existing
+    directory ``dest``; return the .po catalogs written."""
     catalogs = []
+    written: set[str] = set()
     for parts, entry in _walk(skeleton):
+        if "/".join(parts) in skip:
+            continue
         is_file = not entry.is_dir()
         out = os.path.join(dest, *(_output_name(p, modname, False) for p in parts[:-1]))
         out = os.path.join(out, _output_name(parts[-1], modname, is_file))
         if not is_file:
-            os.mkdir(out, 0o777)
+            os.makedirs(out, 0o777, exist_ok=True)
             continue
         data = entry.read_bytes()
         if _is_text(os.path.basename(out)):
@@ -319,10 +350,25 @@ def _fill(skeleton: Traversable, dest: str, modname: str, values: dict[str, str]
             except UnicodeDecodeError as e:
                 raise ProjectError(f"skeleton file {'/'.join(parts)} is not UTF-8 text: {e}") from e
             data = string.Template(text).safe_substitute(values).encode("utf-8")
-        _write_file(out, data)
+        if out in written:
+            raise ProjectError(f"two skeleton files map to {os.path.relpath(out, dest)}")
+        written.add(out)
+        _write_file(out, data, replace=True)
         if out.endswith(".po"):
             catalogs.append(out)
-    for po in catalogs:
+    return catalogs
+
+
+def _build(root: Traversable, skel: str, dest: str, modname: str, values: dict[str, str]) -> None:
+    """Write skeleton ``skel`` (on top of its base, if any) into ``dest``."""
+    from cyclone import i18n  # only needed here; keeps "-h" and "-n" light
+
+    catalogs = []
+    if skel in _SKELETON_BASES:
+        base, skip = _SKELETON_BASES[skel]
+        catalogs += _fill(root / base, dest, modname, values, skip)
+    catalogs += _fill(root / skel, dest, modname, values)
+    for po in dict.fromkeys(catalogs):
         try:
             i18n.compile_po(po, po[: -len(".po")] + ".mo")
         except i18n.I18nError as e:
@@ -400,7 +446,7 @@ def new_project(
     except OSError as e:
         raise ProjectError(f"cannot write in target directory {target}: {e.strerror or e}") from e
     try:
-        _fill(_skeleton_root() / skel, tmp, modname, values)
+        _build(_skeleton_root(), skel, tmp, modname, values)
         if use_git:
             _run_git(["init", "-q"], tmp)
             _run_git(["add", "-A"], tmp)

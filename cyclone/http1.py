@@ -633,9 +633,17 @@ class RequestParser:
     def _read_body_cl(self):
         if self._body_seen == 0 and self._remaining > self._body_limit:
             raise _Reject(413, "request body too large")
-        buf = self._buf
-        if not buf:
+        if not self._buf:
             return NEED_DATA
+        chunk = self._take_body_bytes()
+        self._body_seen += len(chunk)
+        if not self._remaining:
+            self._state = _S_END
+        return Data(chunk)
+
+    def _take_body_bytes(self) -> bytes:
+        """Up to ``_remaining`` buffered bytes (the buffer is not empty)."""
+        buf = self._buf
         remaining = self._remaining
         if len(buf) <= remaining:
             chunk = buf
@@ -643,12 +651,8 @@ class RequestParser:
         else:
             chunk = buf[:remaining]
             self._buf = buf[remaining:]
-        remaining -= len(chunk)
-        self._remaining = remaining
-        self._body_seen += len(chunk)
-        if not remaining:
-            self._state = _S_END
-        return Data(chunk)
+        self._remaining = remaining - len(chunk)
+        return chunk
 
     def _read_chunked(self):
         while True:
@@ -657,16 +661,8 @@ class RequestParser:
             if state == _S_CHUNK_DATA:
                 if not buf:
                     return NEED_DATA
-                remaining = self._remaining
-                if len(buf) <= remaining:
-                    chunk = buf
-                    self._buf = b""
-                else:
-                    chunk = buf[:remaining]
-                    self._buf = buf[remaining:]
-                remaining -= len(chunk)
-                self._remaining = remaining
-                if not remaining:
+                chunk = self._take_body_bytes()
+                if not self._remaining:
                     self._state = _S_CHUNK_CRLF
                 return Data(chunk)
             if state == _S_CHUNK_CRLF:

@@ -154,14 +154,12 @@ class _BufferingDelegate:
     def finish(self) -> None:
         request = self.request
         chunks = self.chunks
-        if chunks:
-            request.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            self.chunks = []
-            try:
-                request._parse_body()
-            except HTTPInputError as exc:
-                self.connection.reject(400, str(exc))
-                return
+        self.chunks = []
+        try:
+            request._set_body(chunks)
+        except HTTPInputError as exc:
+            self.connection.reject(400, str(exc))
+            return
         self.callback(request)
 
     def on_connection_close(self) -> None:

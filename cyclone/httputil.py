@@ -371,6 +371,14 @@ class HTTPServerRequest:
         if self.connection is not None:
             self.connection.finish()
 
+    def _set_body(self, chunks: list[bytes]) -> None:
+        """Set ``body`` from the received pieces and parse its form arguments
+        (``HTTPInputError`` for a malformed form body)."""
+        if not chunks:
+            return
+        self.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._parse_body()
+
     def _parse_body(self) -> None:
         """Fill ``body_arguments``, ``files`` and ``arguments`` from the body."""
         parse_body_arguments(

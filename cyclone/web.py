@@ -1012,18 +1012,23 @@ class RequestHandler:
         if not self._finished:
             self.finish(html)
 
-    def render_linked_js(self, js_files: Iterable[str]) -> str:
+    def _static_paths(self, files: Iterable[str | bytes]) -> list[str]:
+        """Unique URLs for JS/CSS files: relative ones go through static_url."""
         paths = []
         seen = set()
-        for path in js_files:
+        for path in files:
             path = _unicode(path)
             if not _is_absolute_url(path):
                 path = self.static_url(path)
             if path not in seen:
                 seen.add(path)
                 paths.append(path)
+        return paths
+
+    def render_linked_js(self, js_files: Iterable[str]) -> str:
         return "".join(
-            f'<script src="{escape.xhtml_escape(p)}" type="text/javascript"></script>' for p in paths
+            f'<script src="{escape.xhtml_escape(p)}" type="text/javascript"></script>'
+            for p in self._static_paths(js_files)
         )
 
     def render_embed_js(self, js_embed: Iterable[bytes]) -> bytes:
@@ -1034,17 +1039,9 @@ class RequestHandler:
         )
 
     def render_linked_css(self, css_files: Iterable[str]) -> str:
-        paths = []
-        seen = set()
-        for path in css_files:
-            path = _unicode(path)
-            if not _is_absolute_url(path):
-                path = self.static_url(path)
-            if path not in seen:
-                seen.add(path)
-                paths.append(path)
         return "".join(
-            f'<link href="{escape.xhtml_escape(p)}" type="text/css" rel="stylesheet"/>' for p in paths
+            f'<link href="{escape.xhtml_escape(p)}" type="text/css" rel="stylesheet"/>'
+            for p in self._static_paths(css_files)
         )
 
     def render_embed_css(self, css_embed: Iterable[bytes]) -> bytes:
@@ -2089,15 +2086,13 @@ class _RequestDispatcher:
             return
         request = self.request
         chunks = self.chunks
-        if chunks:
-            request.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            self.chunks = []
-            try:
-                request._parse_body()
-            except httputil.HTTPInputError as exc:
-                gen_log.info("400 Bad Request from %s: %s", request.remote_ip, exc)
-                self.handler_class, self.handler_kwargs = ErrorHandler, {"status_code": 400}
-                self.path_args, self.path_kwargs = [], {}
+        self.chunks = []
+        try:
+            request._set_body(chunks)
+        except httputil.HTTPInputError as exc:
+            gen_log.info("400 Bad Request from %s: %s", request.remote_ip, exc)
+            self.handler_class, self.handler_kwargs = ErrorHandler, {"status_code": 400}
+            self.path_args, self.path_kwargs = [], {}
         self.execute()
 
     def execute(self) -> None:

@@ -223,7 +223,7 @@ def test_substitution(project):
     assert conf.has_option("sqlite", "enabled") and conf.has_option("sqlite", "database")
     assert "Welcome to %(project)s" in (path / "frontend/locale/pt_BR/LC_MESSAGES" / f"{modname}.po").read_text()
     # binaries are copied as they are
-    skeleton_icon = app._skeleton_root() / skel / "frontend" / "static" / "favicon.ico"
+    skeleton_icon = app._skeleton_root() / "default" / "frontend" / "static" / "favicon.ico"
     assert (path / "frontend/static/favicon.ico").read_bytes() == skeleton_icon.read_bytes()
 
 
@@ -624,9 +624,9 @@ def test_failure_midway_leaves_nothing(tmp_path, capsys, monkeypatch):
     written = []
     real_write = app._write_file
 
-    def spy(path, data):
+    def spy(path, data, **kwargs):
         written.append(path)
-        real_write(path, data)
+        real_write(path, data, **kwargs)
 
     def broken_compile(po, mo):
         raise i18n.CompileError(f"{po}: broken on purpose")
@@ -749,3 +749,20 @@ def test_cd_project_and_twistd_runs_it(tmp_path, monkeypatch):
         stand_in.unlink(missing_ok=True)
         for leftover in stand_in.parent.glob(f"__pycache__/cyclone_project_{modname}.*"):
             leftover.unlink()
+
+
+def test_skeletons_extend_default(tmp_path):
+    """signup and foreman are layered on default: shared files come from it,
+    their own files replace it, and foreman leaves out the twistd deployment."""
+    assert app.main(["-p", "layered", "-a", "signup", "-t", str(tmp_path), "--no-register"]) == 0
+    signup = tmp_path / "layered"
+    default_root = app._skeleton_root() / "default"
+    assert (signup / "start.sh").read_bytes().startswith(b"#!")
+    assert (signup / "layered" / "users.py").is_file()
+    assert (signup / "frontend/template/base.html").read_text() != (
+        default_root / "frontend/template/base.html").read_text()
+    assert app.main(["-p", "procfile", "-a", "foreman", "-t", str(tmp_path)]) == 0
+    foreman = tmp_path / "procfile"
+    assert (foreman / "Procfile").is_file() and not (foreman / "start.sh").exists()
+    assert not (foreman / "scripts" / "multicore.sh").exists()
+    assert (foreman / "scripts" / "cookie_secret.py").is_file()
