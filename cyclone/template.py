@@ -46,6 +46,7 @@ import types
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
+from html import escape as _html_escape
 from typing import Any
 
 from twisted.internet import defer
@@ -183,11 +184,22 @@ def _text(value: Any) -> bytes:
     return str(value).encode("utf-8")
 
 
+_NEEDS_ESCAPE = re.compile(r"[&<>\"']").search
+
+
 def _xhtml_text(value: Any) -> bytes:
     """``_tt_utf8(xhtml_escape(_text(value)))`` without the bytes round trip."""
-    if value.__class__ is not str and not isinstance(value, (str, bytes)):
-        value = str(value)
-    return escape.xhtml_escape(value).encode("utf-8")
+    cls = value.__class__
+    if cls is not str:
+        if cls is int:
+            return str(value).encode("ascii")  # digits and "-" need no escaping
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
+        else:
+            value = str(value)
+    if _NEEDS_ESCAPE(value) is None:  # the common case: nothing to replace
+        return value.encode("utf-8")
+    return _html_escape(value).encode("utf-8")
 
 
 def _bytes_escaper(function: Callable[[bytes], Any]) -> Callable[[Any], bytes]:
