@@ -70,15 +70,28 @@ class TwistedLogHandler(logging.Handler):
 
 
 _bridge: TwistedLogHandler | None = None
+_level_set = False
 
 
-def bridge_to_twisted(level: int = logging.INFO) -> bool:
+def twisted_logging_started() -> bool:
+    """True once Twisted's log has real observers (``twistd``, or
+    ``twisted.python.log.startLogging``): before that, events are only buffered."""
+    from twisted.logger import globalLogBeginner
+
+    return getattr(globalLogBeginner, "_temporaryObserver", None) is None
+
+
+def bridge_to_twisted(level: int | None = None) -> bool:
     """Send the ``cyclone.*`` loggers to Twisted's log, once.
 
-    Returns True when the bridge is (now) installed, False when stdlib logging
-    is already configured by the application (the root logger has handlers).
+    ``level`` (when the ``cyclone`` logger has none of its own) defaults to
+    INFO, so every request is logged, when Twisted's logging has started, and
+    stays at Python's default (WARNING: errors only, and no cost per request)
+    otherwise. Returns True when the bridge is (now) installed, False when
+    stdlib logging is already configured by the application (the root logger
+    has handlers).
     """
-    global _bridge
+    global _bridge, _level_set
     parent = logging.getLogger("cyclone")
     if _bridge is not None:
         return True
@@ -86,8 +99,11 @@ def bridge_to_twisted(level: int = logging.INFO) -> bool:
         return False
     _bridge = TwistedLogHandler()
     parent.addHandler(_bridge)
-    if parent.level == logging.NOTSET:
+    if level is None and twisted_logging_started():
+        level = logging.INFO
+    if level is not None and parent.level == logging.NOTSET:
         parent.setLevel(level)
+        _level_set = True
     # Records handled here must not also reach Python's last-resort stderr handler.
     parent.propagate = False
     return True
@@ -95,10 +111,13 @@ def bridge_to_twisted(level: int = logging.INFO) -> bool:
 
 def unbridge() -> None:
     """Remove the bridge installed by ``bridge_to_twisted`` (for tests and shutdown)."""
-    global _bridge
+    global _bridge, _level_set
     if _bridge is None:
         return
     parent = logging.getLogger("cyclone")
     parent.removeHandler(_bridge)
     parent.propagate = True
+    if _level_set:
+        parent.setLevel(logging.NOTSET)
+        _level_set = False
     _bridge = None

@@ -18,7 +18,7 @@ def test_bridge_sends_records_to_twisted_observers(monkeypatch):
     seen = []
     globalLogPublisher.addObserver(seen.append)
     try:
-        assert log.bridge_to_twisted() is True
+        assert log.bridge_to_twisted(logging.INFO) is True
         assert log.bridge_to_twisted() is True  # idempotent
         log.gen_log.info("hello {not a format} %s", "arg")
         try:
@@ -94,3 +94,41 @@ def test_bridge_hands_over_to_logging_configured_later(monkeypatch):
         log.unbridge()
     assert [r.getMessage() for r in collect.records] == ["after configuration"]
     assert not [e for e in seen_twisted if e.get("log_text") == "after configuration"]
+
+
+def test_no_request_lines_when_twisted_logging_has_not_started(tmp_path):
+    """A server that logs nowhere creates no access-log records: the cost of
+    logging is zero until someone listens."""
+    script = tmp_path / "quiet.py"
+    script.write_text(textwrap.dedent(
+        """
+        import http.client, logging
+        from twisted.internet import reactor, threads
+        import cyclone.web
+        from cyclone.log import twisted_logging_started
+
+        created = []
+        old_factory = logging.getLogRecordFactory()
+        logging.setLogRecordFactory(lambda *a, **k: created.append(a[0]) or old_factory(*a, **k))
+
+        class Hello(cyclone.web.RequestHandler):
+            def get(self):
+                self.write("hi")
+
+        port = reactor.listenTCP(0, cyclone.web.Application([(r"/", Hello)]), interface="127.0.0.1")
+
+        def client():
+            conn = http.client.HTTPConnection("127.0.0.1", port.getHost().port, timeout=10)
+            conn.request("GET", "/")
+            return conn.getresponse().read()
+
+        def done(body):
+            print(body, twisted_logging_started(), [n for n in created if n.startswith("cyclone")])
+            reactor.stop()
+
+        threads.deferToThread(client).addBoth(done)
+        reactor.run()
+        """
+    ))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "b'hi' False []", out.stdout + out.stderr
