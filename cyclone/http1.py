@@ -213,6 +213,8 @@ _FIELD_LINE = (
 # A whole header block (each line followed by CRLF) in one C-level pass.
 _FIELD_BLOCK_RE = re.compile(rb"(?:" + _FIELD_LINE + rb"\r\n)*")
 _FIELD_LINE_RE = re.compile(_FIELD_LINE)
+# (name, value without its SP/HTAB padding) of each line of a validated block
+_FIELD_PAIRS_RE = re.compile(r"([^:]+):[ \t]*(.*?)[ \t]*\r\n")
 _REQUEST_LINE_RE = re.compile(
     rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])"
 )
@@ -513,63 +515,64 @@ class RequestParser:
 
         method = method_b.decode("ascii")
         target = target_b.decode("ascii")
-        headers = []
         content_length = None
         chunked = False
         connection_close = connection_keep_alive = False
         expect_continue = False
         host = None
-        seen_cl = seen_te = hosts = 0
+        seen_cl = seen_te = 0
         if count:
-            # The block was validated above: decoding once as latin-1 is safe
-            # and cheaper than decoding every name and value.
-            lines = block[:-2].decode("latin-1").split("\r\n")
+            # The block was validated above, so one C-level findall splits it
+            # into (name, stripped value) pairs; latin-1 decoding cannot fail.
+            text = block.decode("latin-1")
+            headers = _FIELD_PAIRS_RE.findall(text)
+            lnames = [name.lower() for name, _ in headers]
+            specials = _SPECIAL.intersection(lnames)
         else:
-            lines = ()
-        for line in lines:
-            name, _, raw_value = line.partition(":")
-            value = raw_value.strip(" \t")
-            headers.append((name, value))
-            lname = name.lower()
-            if lname not in _SPECIAL:
-                continue
-            if lname == "content-length":
-                seen_cl += 1
+            headers = []
+            specials = None
+        if specials:
+            if specials & _UNDERSCORE_FRAMING:
+                raise _Reject(400, "underscore in a framing header name")
+            if "host" in specials:
+                if lnames.count("host") > 1:
+                    raise _Reject(400, "more than one Host")
+                host = headers[lnames.index("host")][1]
+                if _HOST_RE.fullmatch(host) is None:
+                    raise _Reject(400, "invalid Host")
+            if "content-length" in specials:
+                seen_cl = lnames.count("content-length")
                 if seen_cl > 1:
                     raise _Reject(400, "repeated Content-Length")
+                value = headers[lnames.index("content-length")][1]
                 if not (value.isdigit() and value.isascii()):
                     raise _Reject(400, "invalid Content-Length")
                 content_length = int(value)
-            elif lname == "transfer-encoding":
-                seen_te += 1
+            if "transfer-encoding" in specials:
+                seen_te = lnames.count("transfer-encoding")
                 if seen_te > 1:
                     raise _Reject(400, "repeated Transfer-Encoding")
-                if "\t" in raw_value:
+                index = lnames.index("transfer-encoding")
+                if "\t" in text.split("\r\n")[index]:
                     # policy: a TAB around "chunked" is a known smuggling probe
                     # (proxies disagree on it), so it is refused, not taken as OWS
                     raise _Reject(400, "HTAB in Transfer-Encoding")
-                chunked = self._check_transfer_encoding(value, http11)
-            elif lname == "host":
-                hosts += 1
-                if hosts > 1:
-                    raise _Reject(400, "more than one Host")
-                host = value
-                if _HOST_RE.fullmatch(host) is None:
-                    raise _Reject(400, "invalid Host")
-            elif lname == "connection":
-                for token in value.lower().split(","):
-                    token = token.strip(" \t")
-                    if token == "close":
-                        connection_close = True
-                    elif token == "keep-alive":
-                        connection_keep_alive = True
-            elif lname == "expect":
-                if http11:
-                    if value.lower() != "100-continue":
-                        raise _Reject(417, "unsupported expectation")
-                    expect_continue = True
-            else:  # underscore variants of framing names
-                raise _Reject(400, "underscore in a framing header name")
+                chunked = self._check_transfer_encoding(headers[index][1], http11)
+            if "connection" in specials:
+                for lname, (_, value) in zip(lnames, headers):
+                    if lname == "connection":
+                        for token in value.lower().split(","):
+                            token = token.strip(" \t")
+                            if token == "close":
+                                connection_close = True
+                            elif token == "keep-alive":
+                                connection_keep_alive = True
+            if "expect" in specials and http11:
+                for lname, (_, value) in zip(lnames, headers):
+                    if lname == "expect":
+                        if value.lower() != "100-continue":
+                            raise _Reject(417, "unsupported expectation")
+                        expect_continue = True
         # "close" wins over any keep-alive token; HTTP/1.0 must ask to be kept.
         keep_alive = not connection_close and (http11 or connection_keep_alive)
         if seen_te and seen_cl:
