@@ -58,7 +58,7 @@ from twisted.python import failure
 from zope.interface import implementer
 
 from cyclone import http1
-from cyclone.httputil import HTTPHeaders, HTTPInputError, HTTPServerRequest, _normalize_header
+from cyclone.httputil import HTTPHeaders, HTTPInputError, HTTPServerRequest
 
 #: the request class (Tornado's name is ``cyclone.httputil.HTTPServerRequest``)
 HTTPRequest = HTTPServerRequest
@@ -203,6 +203,7 @@ class HTTPConnection(protocol.Protocol):
         self._clock = getattr(factory, "clock", None) or reactor
         self._parser = http1.RequestParser(config.limits)
         self.request_callback = factory
+        self._start_request = getattr(factory, "start_request", None)
         self.xheaders = config.xheaders
         self.no_keep_alive = config.no_keep_alive
         transport = self.transport
@@ -292,10 +293,7 @@ class HTTPConnection(protocol.Protocol):
         self._message_complete = False
         self._continue_sent = False
         self._writer = None
-        headers = HTTPHeaders()
-        add = headers._add  # the parser validated names and values already
-        for name, value in head.headers:
-            add(_normalize_header(name), value)
+        headers = HTTPHeaders._from_pairs(head.headers)  # validated by the parser
         remote_ip = self._remote_ip
         scheme = "https" if self._ssl else "http"
         if self.xheaders:
@@ -315,7 +313,7 @@ class HTTPConnection(protocol.Protocol):
             self._set_deadline("body")
         else:
             self._set_deadline(None)
-        start_request = getattr(self.factory, "start_request", None)
+        start_request = self._start_request
         try:
             if start_request is not None:
                 delegate = start_request(self, request)
@@ -334,7 +332,8 @@ class HTTPConnection(protocol.Protocol):
 
     def _on_end_of_message(self) -> None:
         self._message_complete = True
-        self._set_deadline(None)
+        if self._deadline_kind:
+            self._set_deadline(None)
         try:
             self._delegate.finish()
         except Exception:

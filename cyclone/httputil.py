@@ -125,6 +125,24 @@ class HTTPHeaders(MutableMapping[str, str]):
         elif args or kwargs:
             self.update(*args, **kwargs)
 
+    @classmethod
+    def _from_pairs(cls, pairs: Iterable[tuple[str, str]]) -> "HTTPHeaders":
+        """Headers from already-validated ``(name, value)`` pairs (the parser's)."""
+        headers = cls.__new__(cls)
+        as_list: dict[str, list[str]] = {}
+        cache = _NORMALIZED_NAMES
+        for name, value in pairs:
+            norm = cache.get(name)
+            if norm is None:
+                norm = _normalize_header(name)
+            values = as_list.get(norm)
+            if values is None:
+                as_list[norm] = [value]
+            else:
+                values.append(value)
+        headers._as_list = as_list
+        return headers
+
     # -- multi-value API --------------------------------------------------
 
     def add(self, name: str, value: str) -> None:

@@ -242,10 +242,12 @@ class RequestHandler:
         self.path_args: list[str] = []
         self.path_kwargs: dict[str, str] = {}
         self.clear()
-        connection = request.connection
-        if self.no_keep_alive and connection is not None:
-            connection.no_keep_alive = True
-        self.initialize(**kwargs)
+        if self.no_keep_alive:
+            connection = request.connection
+            if connection is not None:
+                connection.no_keep_alive = True
+        if kwargs or type(self).initialize is not RequestHandler.initialize:
+            self.initialize(**kwargs)
 
     # -- hooks -------------------------------------------------------------------
 
@@ -306,15 +308,14 @@ class RequestHandler:
 
     def clear(self) -> None:
         """Reset headers, buffered output and status for this response."""
-        self._headers = httputil.HTTPHeaders()
-        self._headers._as_list.update(
-            {
-                "Server": [_SERVER_HEADER],
-                "Content-Type": ["text/html; charset=UTF-8"],
-                "Date": [date_header()],
-            }
-        )
-        self.set_default_headers()
+        headers = self._headers = httputil.HTTPHeaders()
+        headers._as_list = {
+            "Server": [_SERVER_HEADER],
+            "Content-Type": ["text/html; charset=UTF-8"],
+            "Date": [date_header()],
+        }
+        if type(self).set_default_headers is not RequestHandler.set_default_headers:
+            self.set_default_headers()
         self._write_buffer: list[bytes] = []
         self._status_code = 200
         self._reason = None
@@ -678,10 +679,11 @@ class RequestHandler:
         if request._finish_time is None:
             request._finish_time = time.time()
         self.application.log_request(self)
-        try:
-            self.on_finish()
-        except Exception:
-            app_log.error("Exception in on_finish of %r", request, exc_info=True)
+        if type(self).on_finish is not RequestHandler.on_finish:
+            try:
+                self.on_finish()
+            except Exception:
+                app_log.error("Exception in on_finish of %r", request, exc_info=True)
         self._ui = None
 
     def _clear_representation_headers(self) -> None:
@@ -779,8 +781,11 @@ class RequestHandler:
 
     def compute_etag(self) -> str | None:
         """The ETag of the buffered body (SHA-1), or None to send none."""
+        buffer = self._write_buffer
+        if len(buffer) == 1:
+            return f'"{hashlib.sha1(buffer[0]).hexdigest()}"'
         hasher = hashlib.sha1()
-        for part in self._write_buffer:
+        for part in buffer:
             hasher.update(part)
         return f'"{hasher.hexdigest()}"'
 
@@ -1138,22 +1143,30 @@ class RequestHandler:
             method = self.request.method
             if method not in self.SUPPORTED_METHODS:
                 raise HTTPError(405)
-            decode = self.decode_argument
-            self.path_args = [decode(arg) for arg in args]
-            self.path_kwargs = {name: decode(value, name=name) for name, value in kwargs.items()}
+            if args:
+                decode = self.decode_argument
+                self.path_args = [decode(arg) for arg in args]
+            if kwargs:
+                decode = self.decode_argument
+                self.path_kwargs = {name: decode(value, name=name) for name, value in kwargs.items()}
             if (
                 method not in ("GET", "HEAD", "OPTIONS")
                 and self.application.settings.get("xsrf_cookies")
                 and not getattr(self, "no_xsrf", False)
             ):
                 self.check_xsrf_cookie()
-            result = self.prepare()
-            if result is not None:
-                d = ensure_deferred(result)
-                d.addCallback(self._after_prepare)
-                d.addErrback(self._handle_failure)
-                return d
-            return self._after_prepare(None)
+            cls = type(self)
+            if cls.prepare is not RequestHandler.prepare:  # skip the no-op hook
+                result = self.prepare()
+                if result is not None:
+                    d = ensure_deferred(result)
+                    d.addCallback(self._after_prepare)
+                    d.addErrback(self._handle_failure)
+                    return d
+            self._prepared = True
+            if self._finished or self._stream_request_body:
+                return None
+            return self._call_method()
         except Exception as exc:
             self._handle_error_safely(exc)
             return None
