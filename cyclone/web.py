@@ -104,6 +104,8 @@ _COOKIE_VALUE_BAD_RE = re.compile(r'[\x00-\x20\x7f;,\\"]')
 _COOKIE_ATTR_BAD_RE = re.compile(r"[\x00-\x1f\x7f;]")
 _COOKIE_CTL_RE = re.compile(r"[\x00-\x20\x7f]")
 _COOKIE_QUOTE_RE = re.compile(r'[;,"\\\x80-\xff]')
+# reserved and unreserved URL characters, and "%" (already-encoded URLs stay as they are)
+_LOCATION_SAFE = "!#$%&'()*+,/:;=?@[]~"
 _ETAG_LIST_RE = re.compile(r'\*|(?:W/)?"[^"]*"')
 
 
@@ -767,9 +769,10 @@ class RequestHandler:
         elif not 300 <= status <= 399:
             raise ValueError(f"redirect status must be 3xx, not {status}")
         self.set_status(status)
-        location = urllib.parse.urljoin(self.request.uri or "/", utf8(url).decode("latin-1"))
-        # header injection and NULs are refused by set_header; spaces are encoded
-        location = re.sub(r"[\x00-\x20]", lambda m: "%%%02X" % ord(m.group()), location)
+        location = urllib.parse.urljoin(self.request.uri or "/", _unicode(url))
+        # controls, spaces and non-ASCII are percent-encoded (UTF-8): a Location
+        # header can carry neither a raw CR/LF nor a character outside latin-1
+        location = urllib.parse.quote(location, safe=_LOCATION_SAFE)
         self.set_header("Location", location)
         self.finish()
 

@@ -891,3 +891,28 @@ def test_debug_reloads_templates(listen, tmp_path):
     (tmp_path / "live.html").write_text("v2")
     _, _, _, second = yield get(port, "/")
     assert (first, second) == (b"v1", b"v2")
+
+
+class RedirectTo(web.RequestHandler):
+    def get(self):
+        self.redirect(self.get_argument("to"))
+
+
+@pytest.mark.parametrize("target,location", [
+    ("/caf\u00e9?q=\u00e9", "/caf%C3%A9?q=%C3%A9"),
+    ("/a b", "/a%20b"),
+    ("/already%20encoded", "/already%20encoded"),
+    ("relative", "/redirect/relative"),
+    ("https://example.org/x?y=1#z", "https://example.org/x?y=1#z"),
+    # urllib drops CR/LF/TAB from URLs (WHATWG): the line can never split
+    ("/x\r\nSet-Cookie: a=b", "/xSet-Cookie:%20a=b"),
+])
+@inline
+def test_redirect_location_is_encoded(listen, target, location):
+    import urllib.parse
+
+    port = listen(web.Application([(r"/redirect/.*", RedirectTo)]))
+    status, _, headers, _ = yield get(port, "/redirect/x?to=" + urllib.parse.quote(target))
+    assert status == 302
+    assert headers["Location"] == location
+    assert "Set-Cookie" not in headers
