@@ -54,7 +54,7 @@ import cyclone
 from cyclone import escape, httputil, locale, signing, template
 from cyclone.concurrent import ensure_deferred
 from cyclone.escape import _unicode, json_encode, url_escape, utf8
-from cyclone.httpserver import HTTPConnection, HTTPRequest, ServerConfig, date_header
+from cyclone.httpserver import HTTPConnection, HTTPRequest, StreamClosedError, date_header
 from cyclone.log import access_log, app_log, bridge_to_twisted, gen_log
 from cyclone.signing import (
     DEFAULT_SIGNED_VALUE_MIN_VERSION,
@@ -1251,6 +1251,13 @@ class RequestHandler:
         if isinstance(exc, Finish):
             if not self._finished:
                 self.finish(*exc.args)
+            return
+        if isinstance(exc, StreamClosedError):
+            # the client went away while the handler streamed: nothing to answer
+            gen_log.info("Client went away during %s", self._request_summary())
+            if not self._finished:
+                self._finished = True
+                self._after_finish()
             return
         try:
             self.log_exception(type(exc), exc, exc.__traceback__)

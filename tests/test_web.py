@@ -916,3 +916,37 @@ def test_redirect_location_is_encoded(listen, target, location):
     assert status == 302
     assert headers["Location"] == location
     assert "Set-Cookie" not in headers
+
+
+class StreamUntilGone(web.RequestHandler):
+    outcome: list = []
+    written = 0
+
+    @defer.inlineCallbacks
+    def get(self):
+        piece = b"g" * 65536
+        try:
+            for _ in range(10000):  # far more than any socket buffer
+                self.write(piece)
+                StreamUntilGone.written += 1
+                yield self.flush()
+        finally:
+            StreamUntilGone.outcome.append("stopped")
+
+
+@inline
+def test_client_gone_while_streaming_is_quiet(listen, caplog):
+    import socket
+
+    StreamUntilGone.outcome = []
+    StreamUntilGone.written = 0
+    port = listen(web.Application([(r"/", StreamUntilGone)]))
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    with caplog.at_level(logging.INFO, logger="cyclone"):
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        yield poll_until(lambda: StreamUntilGone.written > 0)
+        sock.close()
+        yield poll_until(lambda: StreamUntilGone.outcome == ["stopped"])
+        yield poll_until(lambda: any("went away" in r.getMessage() for r in caplog.records))
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
