@@ -210,11 +210,16 @@ _FIELD_LINE = (
     + _VCHAR_OBS
     + rb"])?)?[ \t]*"
 )
-# A whole header block (each line followed by CRLF) in one C-level pass.
-_FIELD_BLOCK_RE = re.compile(rb"(?:" + _FIELD_LINE + rb"\r\n)*")
 _FIELD_LINE_RE = re.compile(_FIELD_LINE)
-# (name, value without its SP/HTAB padding) of each line of a validated block
-_FIELD_PAIRS_RE = re.compile(r"([^:]+):[ \t]*(.*?)[ \t]*\r\n")
+# One line of a header block, on its latin-1 text, anchored at a line start:
+# (name, value without its SP/HTAB padding). A block whose every "\n" ends a
+# match of this pattern is valid (see _split_fields).
+_V = "\x21-\x7e\x80-\xff"
+_STRICT_FIELD_RE = re.compile(
+    "^([!#$%&'*+\\-.^_`|~0-9A-Za-z]+):[ \t]*((?:[" + _V + "](?:[ \t" + _V + "]*[" + _V + "])?)?)[ \t]*\r\n",
+    re.M,
+)
+
 _REQUEST_LINE_RE = re.compile(
     rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])"
 )
@@ -242,6 +247,13 @@ _UNDERSCORE_FRAMING = frozenset(("content_length", "transfer_encoding"))
 _SPECIAL = frozenset(
     ("content-length", "transfer-encoding", "host", "connection", "expect")
 ) | _UNDERSCORE_FRAMING
+# The usual spellings of the special names, so most lookups need no lower().
+_SPECIAL_SPELLINGS = {
+    spelling: name
+    for name in _SPECIAL
+    for spelling in (name, name.upper(), name.title(), name.capitalize())
+}
+_SPECIAL_LENGTHS = frozenset(len(name) for name in _SPECIAL)
 _FORBIDDEN_TRAILERS = frozenset(("content-length", "transfer-encoding", "host")) | _UNDERSCORE_FRAMING
 
 # Parser states
@@ -311,6 +323,21 @@ def _check_line_ends(buf: bytes, start: int, where: str) -> None:
         if buf[cr + 1] != 10:
             raise _Reject(400, f"bare CR in {where}")
         pos = cr + 1
+
+
+def _split_fields(block: bytes, count: int) -> tuple[str, list[tuple[str, str]]]:
+    """Validate a header block of ``count`` CRLF-terminated lines and split it
+    into (name, value) pairs, in one C-level pass.
+
+    Every match of ``_STRICT_FIELD_RE`` starts at a line start and holds
+    exactly one LF, its terminator; so ``count`` matches in a block with
+    ``count`` LFs means every line matched whole: the block is valid.
+    """
+    text = block.decode("latin-1")
+    pairs = _STRICT_FIELD_RE.findall(text)
+    if len(pairs) != count or text.count("\n") != count:
+        raise _diagnose_field_lines(block[:-2].split(b"\r\n"))
+    return text, pairs
 
 
 class RequestParser:
@@ -510,8 +537,6 @@ class RequestParser:
         count = block.count(b"\r\n")
         if count > limits.max_header_count:
             raise _Reject(431, "too many header fields")
-        if count and _FIELD_BLOCK_RE.fullmatch(block) is None:
-            raise _diagnose_field_lines(block[:-2].split(b"\r\n"))
 
         method = method_b.decode("ascii")
         target = target_b.decode("ascii")
@@ -522,12 +547,25 @@ class RequestParser:
         host = None
         seen_cl = seen_te = 0
         if count:
-            # The block was validated above, so one C-level findall splits it
-            # into (name, stripped value) pairs; latin-1 decoding cannot fail.
-            text = block.decode("latin-1")
-            headers = _FIELD_PAIRS_RE.findall(text)
-            lnames = [name.lower() for name, _ in headers]
-            specials = _SPECIAL.intersection(lnames)
+            text, headers = _split_fields(block, count)
+            # the special names, found on the lower-cased text in one C-level
+            # pass; lower() keeps latin-1 text the same length, so the value
+            # spans index the original text
+            # (kind, value, line index) of the fields that change framing or
+            # routing; most names are looked up as spelled, without lower()
+            found = []
+            spellings = _SPECIAL_SPELLINGS
+            for index, (name, value) in enumerate(headers):
+                kind = spellings.get(name)
+                if kind is None:
+                    if len(name) not in _SPECIAL_LENGTHS:
+                        continue
+                    kind = name.lower()
+                    if kind not in _SPECIAL:
+                        continue
+                found.append((kind, value, index))
+            lnames = [kind for kind, _, _ in found]
+            specials = set(lnames)
         else:
             headers = []
             specials = None
@@ -537,14 +575,14 @@ class RequestParser:
             if "host" in specials:
                 if lnames.count("host") > 1:
                     raise _Reject(400, "more than one Host")
-                host = headers[lnames.index("host")][1]
+                host = found[lnames.index("host")][1]
                 if _HOST_RE.fullmatch(host) is None:
                     raise _Reject(400, "invalid Host")
             if "content-length" in specials:
                 seen_cl = lnames.count("content-length")
                 if seen_cl > 1:
                     raise _Reject(400, "repeated Content-Length")
-                value = headers[lnames.index("content-length")][1]
+                value = found[lnames.index("content-length")][1]
                 if not (value.isdigit() and value.isascii()):
                     raise _Reject(400, "invalid Content-Length")
                 content_length = int(value)
@@ -552,14 +590,14 @@ class RequestParser:
                 seen_te = lnames.count("transfer-encoding")
                 if seen_te > 1:
                     raise _Reject(400, "repeated Transfer-Encoding")
-                index = lnames.index("transfer-encoding")
-                if "\t" in text.split("\r\n")[index]:
+                _, value, line = found[lnames.index("transfer-encoding")]
+                if "\t" in text.split("\r\n")[line]:
                     # policy: a TAB around "chunked" is a known smuggling probe
                     # (proxies disagree on it), so it is refused, not taken as OWS
                     raise _Reject(400, "HTAB in Transfer-Encoding")
-                chunked = self._check_transfer_encoding(headers[index][1], http11)
+                chunked = self._check_transfer_encoding(value, http11)
             if "connection" in specials:
-                for lname, (_, value) in zip(lnames, headers):
+                for lname, value, _ in found:
                     if lname == "connection":
                         for token in value.lower().split(","):
                             token = token.strip(" \t")
@@ -568,7 +606,7 @@ class RequestParser:
                             elif token == "keep-alive":
                                 connection_keep_alive = True
             if "expect" in specials and http11:
-                for lname, (_, value) in zip(lnames, headers):
+                for lname, value, _ in found:
                     if lname == "expect":
                         if value.lower() != "100-continue":
                             raise _Reject(417, "unsupported expectation")
@@ -579,7 +617,8 @@ class RequestParser:
             raise _Reject(400, "both Content-Length and Transfer-Encoding")
         if http11 and host is None:
             raise _Reject(400, "missing Host header")
-        self._check_target(method, target)
+        if target[0] != "/":  # origin-form needs no further check
+            self._check_target(method, target)
 
         head = RequestHead(
             method,
@@ -733,14 +772,10 @@ class RequestParser:
         count = block.count(b"\r\n")
         if count > limits.max_header_count:
             raise _Reject(431, "too many trailer fields")
-        if _FIELD_BLOCK_RE.fullmatch(block) is None:
-            raise _diagnose_field_lines(block[:-2].split(b"\r\n"))
-        trailers = []
-        for line in block[:-2].decode("latin-1").split("\r\n"):
-            name, _, value = line.partition(":")
+        _, trailers = _split_fields(block, count)
+        for name, _ in trailers:
             if name.lower() in _FORBIDDEN_TRAILERS:
                 raise _Reject(400, "framing field in trailer section")
-            trailers.append((name, value.strip(" \t")))
         self._buf = buf[end + 4 :]
         self._trailers = trailers
         self._state = _S_END
