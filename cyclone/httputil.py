@@ -19,7 +19,6 @@ Deliberate differences from Tornado, all in the direction of RFC 9110/9112:
 from __future__ import annotations
 
 import calendar
-import codecs
 import datetime
 import http.cookies
 import re

@@ -698,14 +698,20 @@ class _IncludeBlock(_Node):
             included.file.body.generate(writer)
 
 
-class _ApplyBlock(_Node):
-    def __init__(self, method: str, line: int, body: _ChunkList) -> None:
-        self.method = method
+class _BodyBlock(_Node):
+    """A directive with a Python fragment (``statement``) and a body."""
+
+    def __init__(self, statement: str, line: int, body: _ChunkList) -> None:
+        self.statement = statement
         self.line = line
         self.body = body
 
     def each_child(self) -> Iterator[_Node]:
         yield self.body
+
+
+class _ApplyBlock(_BodyBlock):
+    """``{% apply function %}``: ``statement`` is the function's expression."""
 
     def generate(self, writer: _CodeWriter) -> None:
         function = f"_tt_apply{writer.apply_counter}"
@@ -721,7 +727,7 @@ class _ApplyBlock(_Node):
             body_awaits, writer.awaits = writer.awaits, outer_awaits
             writer.write_line("return b''.join(_tt_buffer)", self.line)
         call = f"(yield from {function}())" if body_awaits else f"{function}()"
-        writer.write_line(f"_tt_tmp = ({self.method})({call})", self.line)
+        writer.write_line(f"_tt_tmp = ({self.statement})({call})", self.line)
         writer.write_line(
             "if _tt_waits[_tt_tmp.__class__]: _tt_tmp = (yield _tt_tmp)", self.line
         )
@@ -729,15 +735,7 @@ class _ApplyBlock(_Node):
         writer.awaits = True
 
 
-class _ControlBlock(_Node):
-    def __init__(self, statement: str, line: int, body: _ChunkList) -> None:
-        self.statement = statement
-        self.line = line
-        self.body = body
-
-    def each_child(self) -> Iterator[_Node]:
-        yield self.body
-
+class _ControlBlock(_BodyBlock):
     def generate(self, writer: _CodeWriter) -> None:
         writer.write_line(f"{self.statement}:", self.line)
         with writer.indent():

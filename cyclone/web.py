@@ -35,7 +35,6 @@ import hashlib
 import http.cookies
 import inspect
 import io
-import mimetypes
 import numbers
 import os
 import re
@@ -56,11 +55,11 @@ from cyclone.concurrent import ensure_deferred
 from cyclone.escape import _unicode, json_encode, url_escape, utf8
 from cyclone.httpserver import HTTPConnection, HTTPRequest, StreamClosedError, date_header
 from cyclone.log import access_log, app_log, bridge_to_twisted, gen_log
-from cyclone.signing import (
-    DEFAULT_SIGNED_VALUE_MIN_VERSION,
-    DEFAULT_SIGNED_VALUE_VERSION,
-    _create_signature,
-    _time_independent_equals,
+from cyclone.signing import (  # the first four are re-exported names of tornado/cyclone 1.x web
+    DEFAULT_SIGNED_VALUE_MIN_VERSION,  # noqa: F401
+    DEFAULT_SIGNED_VALUE_VERSION,  # noqa: F401
+    _create_signature,  # noqa: F401
+    _time_independent_equals,  # noqa: F401
     create_signed_value as _create_signed_value,
     decode_signed_value as _decode_signed_value,
     get_signature_key_version,

@@ -759,8 +759,12 @@ def test_skeletons_extend_default(tmp_path):
     default_root = app._skeleton_root() / "default"
     assert (signup / "start.sh").read_bytes().startswith(b"#!")
     assert (signup / "layered" / "users.py").is_file()
-    assert (signup / "frontend/template/base.html").read_text() != (
-        default_root / "frontend/template/base.html").read_text()
+    # signup pages extend the default layout through its own page.html
+    base = (signup / "frontend/template/base.html").read_text()
+    assert "{% block nav %}" in base and "session" not in base  # default's, unchanged
+    assert (default_root / "frontend/template/base.html").read_text().replace("$project", "layered") == base
+    assert (signup / "frontend/template/account.html").read_text().startswith('{% extends "page.html" %}')
+    assert (signup / "frontend/static/signup.css").is_file()
     assert app.main(["-p", "procfile", "-a", "foreman", "-t", str(tmp_path)]) == 0
     foreman = tmp_path / "procfile"
     assert (foreman / "Procfile").is_file() and not (foreman / "start.sh").exists()

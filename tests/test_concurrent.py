@@ -6,7 +6,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 from twisted.internet import defer
 
 from cyclone.concurrent import ensure_deferred, is_async_result
