@@ -24,6 +24,13 @@ The delegate answers through the connection: ``write_head(status, headers)``,
 ``write(chunk)``, ``finish()``, and ``when_drained()`` to wait until the
 transport has sent what was written.
 
+Output: on Twisted's TCP and UNIX socket transports (not TLS), what a
+connection writes during one reactor turn is kept and given straight to the
+socket when the turn's events have been handled (``_TurnSender``), instead of
+waiting for the reactor to report the socket writable. Whatever the socket
+does not take goes through ``transport.write`` as usual; ``when_drained()``,
+``take_over()`` and closing send what is kept first.
+
 Settings (read from ``factory.settings`` when the first connection is made):
 
 ``xheaders`` (False)
@@ -52,7 +59,7 @@ import logging
 import time
 from typing import Any, Callable, Iterable
 
-from twisted.internet import defer, protocol
+from twisted.internet import defer, protocol, tcp
 from twisted.internet.interfaces import IPushProducer, ISSLTransport
 from twisted.python import failure
 from zope.interface import implementer
@@ -166,6 +173,69 @@ class _BufferingDelegate:
         self.chunks = []
 
 
+#: pending output above this many bytes is sent at once, not at the turn's end
+_SEND_NOW_SIZE = 65536
+
+
+_DIRECT_SEND: dict[type, bool] = {}
+
+
+def _can_send_directly(transport: Any) -> bool:
+    """Whether ``transport`` is a socket transport of Twisted's posix reactors
+    (TCP or UNIX) whose socket we may write to while its own buffer is empty.
+    """
+    kind = type(transport)
+    able = _DIRECT_SEND.get(kind)
+    if able is None:
+        able = _DIRECT_SEND[kind] = _has_direct_send_attributes(transport)
+    return able
+
+
+def _has_direct_send_attributes(transport: Any) -> bool:
+    return (
+        isinstance(transport, tcp.Connection)
+        and hasattr(transport, "socket")
+        and isinstance(getattr(transport, "dataBuffer", None), bytes)
+        and isinstance(getattr(transport, "_tempDataBuffer", None), list)
+        and hasattr(transport, "_writeDisconnected")
+        and hasattr(transport, "TLS")
+    )
+
+
+class _TurnSender:
+    """Sends what connections wrote during one reactor turn, together, when
+    the turn's events have all been handled.
+
+    Twisted's ``transport.write()`` buffers and sends when the reactor next
+    finds the socket writable: two ``epoll_ctl`` calls and a ``doWrite`` per
+    response. Sending each response at once instead wakes the peer once per
+    response, which costs more (measured: ~10% fewer requests/s at 50
+    connections). One ``callLater(0)`` per turn gets both: all responses of
+    a turn leave back to back, straight to their sockets. (Sending every
+    N responses, for N from 4 to 32, measured slower and no better at p99.)
+    """
+
+    def __init__(self) -> None:
+        self._waiting: list[HTTPConnection] = []
+
+    def add(self, connection: "HTTPConnection") -> None:
+        waiting = self._waiting
+        waiting.append(connection)
+        if len(waiting) == 1:
+            from twisted.internet import reactor
+
+            reactor.callLater(0, self.send_all)
+
+    def send_all(self) -> None:
+        waiting = self._waiting
+        self._waiting = []
+        for connection in waiting:
+            connection._send_pending()
+
+
+_turn_sender = _TurnSender()
+
+
 def _peer_ip(transport: Any) -> str:
     peer = transport.getPeer()
     host = getattr(peer, "host", None)
@@ -191,6 +261,11 @@ class HTTPConnection(protocol.Protocol):
 
     #: the request being answered, or None between requests
     _request: HTTPRequest | None = None
+    #: output written this reactor turn, not yet given to the socket
+    _pending: list[bytes] | None = None
+    #: the socket written to directly (see ``_TurnSender``), or None
+    _socket: Any = None
+    _pending_size = 0
     #: a handler sets this to close the connection after its response
     no_keep_alive = False
 
@@ -207,6 +282,8 @@ class HTTPConnection(protocol.Protocol):
         self.xheaders = config.xheaders
         self.no_keep_alive = config.no_keep_alive
         transport = self.transport
+        self._socket = transport.socket if _can_send_directly(transport) else None
+        self._pending = None
         self._ssl = ISSLTransport.providedBy(transport)
         self._remote_ip = _peer_ip(transport)
         self._head: http1.RequestHead | None = None
@@ -280,7 +357,7 @@ class HTTPConnection(protocol.Protocol):
                 and self._writer is None
             ):
                 self._continue_sent = True
-                self.transport.write(http1.CONTINUE_RESPONSE)
+                self._send(http1.CONTINUE_RESPONSE)
         elif self._request is None:
             if parser.buffered:
                 if self._deadline_kind != "head":
@@ -410,7 +487,7 @@ class HTTPConnection(protocol.Protocol):
         if self._closed:
             return
         if self._writer is None:
-            self.transport.write(http1.error_response(status, _date_cache(time.time())))
+            self._send(http1.error_response(status, _date_cache(time.time())))
         self._close_request(reason="request rejected")
         self._shutdown()
 
@@ -420,11 +497,66 @@ class HTTPConnection(protocol.Protocol):
         if self._closed:
             return
         if self._writer is None:
-            self.transport.write(http1.error_response(500, _date_cache(time.time())))
+            self._send(http1.error_response(500, _date_cache(time.time())))
         self._close_request(reason="application error")
         self._shutdown()
 
     # -- writing -----------------------------------------------------------------------
+
+    def _send(self, data: bytes) -> None:
+        """``transport.write(data)``, or, for a plain socket with nothing
+        queued, keep it to send straight to the socket at the turn's end."""
+        pending = self._pending
+        if pending is not None:
+            pending.append(data)
+            self._pending_size += len(data)
+            if self._pending_size > _SEND_NOW_SIZE:
+                self._send_pending()
+            return
+        transport = self.transport
+        if (
+            self._socket is None
+            or transport.dataBuffer
+            or transport._tempDataBuffer
+            or transport.TLS
+            or transport.disconnecting
+            or len(data) > _SEND_NOW_SIZE
+        ):
+            transport.write(data)
+            return
+        self._pending = [data]
+        self._pending_size = len(data)
+        _turn_sender.add(self)
+
+    def _send_pending(self) -> None:
+        """Give the kept output to the socket now.
+
+        What the socket does not take, and every error, goes through
+        ``transport.write``, so Twisted still handles partial writes,
+        backpressure and broken connections.
+        """
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        data = b"".join(pending) if len(pending) > 1 else pending[0]
+        transport = self.transport
+        if (
+            self._socket is None  # the response before a close (see write_head)
+            or transport.dataBuffer
+            or transport._tempDataBuffer
+            or transport.TLS
+            or transport._writeDisconnected
+            or not transport.connected
+        ):
+            transport.write(data)
+        else:
+            try:
+                sent = self._socket.send(data)
+            except OSError:  # EAGAIN, or an error doWrite will report
+                sent = 0
+            if sent < len(data):
+                transport.write(data[sent:] if sent else data)
 
     def write_head(
         self,
@@ -447,11 +579,15 @@ class HTTPConnection(protocol.Protocol):
         writer = http1.ResponseWriter(self._head, keep_alive)
         data = writer.head(status, headers, reason)
         self._writer = writer
+        if not writer.keep_alive:
+            # The last response: Twisted sends it with the FIN in one doWrite,
+            # so the peer wakes once rather than twice.
+            self._socket = None
         if body:
             data += writer.body(body)
         if finish:
             data += writer.end()
-        self.transport.write(data)
+        self._send(data)
         if finish:
             self._end_response()
 
@@ -464,7 +600,7 @@ class HTTPConnection(protocol.Protocol):
             raise RuntimeError("write_head() must come before write()")
         data = writer.body(chunk)
         if data:
-            self.transport.write(data)
+            self._send(data)
 
     def finish(self, trailers: Iterable[tuple[str, str]] | None = None) -> None:
         """End the response; the next pipelined request is handled after this."""
@@ -475,7 +611,7 @@ class HTTPConnection(protocol.Protocol):
             raise RuntimeError("write_head() must come before finish()")
         data = writer.end(trailers)
         if data:
-            self.transport.write(data)
+            self._send(data)
         self._end_response()
 
     def when_drained(self) -> defer.Deferred:
@@ -486,6 +622,7 @@ class HTTPConnection(protocol.Protocol):
         """
         if self._closed:
             return defer.fail(StreamClosedError("connection closed"))
+        self._send_pending()
         if not self._write_paused:
             return defer.succeed(None)
         d: defer.Deferred = defer.Deferred()
@@ -517,6 +654,7 @@ class HTTPConnection(protocol.Protocol):
         """
         rest = self._parser.switch_protocol()
         self._set_deadline(None)
+        self._send_pending()  # the 101 goes before anything the new protocol writes
         self.transport.unregisterProducer()
         request = self._request
         self._request = None
@@ -575,6 +713,7 @@ class HTTPConnection(protocol.Protocol):
             return
         self._closed = True
         self._set_deadline(None)
+        self._send_pending()
         self.transport.loseConnection()
 
     # -- IPushProducer (the transport tells us when its buffer is full) ---------------
@@ -648,6 +787,7 @@ class HTTPConnection(protocol.Protocol):
             return
         self._closed = True
         self._deadline = None
+        self._pending = None
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None

@@ -38,6 +38,7 @@ class Recorder:
         self.big_total = 0
         self.stream_chunks: list[bytes] = []
         self.upgraded: list[protocol.Protocol] = []
+        self.transports: list = []
 
     def start_request(self, connection, request):
         self.connections.append(id(connection))
@@ -136,6 +137,13 @@ class RouteDelegate:
             self.connection.take_over(echo)
         elif path == "/big":
             self.stream_big()
+        elif path == "/sized":
+            # a small send buffer, so the socket takes only part of the response
+            transport = self.connection.transport
+            transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            app.transports.append(transport)
+            size = int(request.headers["X-Size"])
+            self.reply(bytes(range(256)) * (size // 256))
         else:
             self.reply(b"not found", status=404)
 
@@ -586,6 +594,41 @@ def test_slow_reader_does_not_grow_server_memory(serve, app):
     head_len = received - app.big_total
     assert 0 < head_len < 200
     assert app.big_generated == app.big_total
+
+
+@inline
+def test_response_the_socket_takes_in_part_arrives_whole(serve, app):
+    """Responses go straight to the socket at the end of the reactor turn; what
+    it does not take stays with the transport and follows in order."""
+    port = serve()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    try:
+        sock.sendall(b"GET /sized HTTP/1.1\r\nHost: x\r\nX-Size: 61440\r\n\r\n"
+                     b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        yield poll_until(lambda: app.transports)
+        transport = app.transports[0]
+        # the client has read nothing yet: the rest waits in Twisted's buffer
+        yield poll_until(lambda: transport.dataBuffer or transport._tempDataBuffer)
+
+        def read_two_responses():
+            data = b""
+            while data.count(b"HTTP/1.1 200 OK") < 2 or not data.endswith(b"hello"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            return data
+
+        data = yield in_thread(read_two_responses)
+    finally:
+        sock.close()
+    (status1, _, body1), (status2, _, body2) = parse_responses(data)
+    assert (status1, status2) == (200, 200)
+    assert body1 == bytes(range(256)) * 240
+    assert body2 == b"hello"
 
 
 # -- disconnect notification ------------------------------------------------------------------------------
