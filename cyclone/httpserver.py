@@ -65,7 +65,7 @@ from twisted.python import failure
 from zope.interface import implementer
 
 from cyclone import http1
-from cyclone.httputil import HTTPHeaders, HTTPInputError, HTTPServerRequest
+from cyclone.httputil import HTTPHeaders, HTTPInputError, HTTPServerRequest, _built_on_first_use
 
 #: the request class (Tornado's name is ``cyclone.httputil.HTTPServerRequest``)
 HTTPRequest = HTTPServerRequest
@@ -128,6 +128,20 @@ class ServerConfig:
         self.idle_timeout = settings.get("idle_connection_timeout", 75.0) or None
         self.header_timeout = settings.get("header_timeout", 30.0) or None
         self.body_timeout = settings.get("body_timeout", 300.0) or None
+
+
+_the_reactor: Any = None
+
+
+def _reactor() -> Any:
+    """The global reactor, imported on first use (not at module import, so
+    an application can install another reactor first)."""
+    global _the_reactor
+    if _the_reactor is None:
+        from twisted.internet import reactor
+
+        _the_reactor = reactor
+    return _the_reactor
 
 
 def _config_for(factory: Any) -> ServerConfig:
@@ -222,9 +236,7 @@ class _TurnSender:
         waiting = self._waiting
         waiting.append(connection)
         if len(waiting) == 1:
-            from twisted.internet import reactor
-
-            reactor.callLater(0, self.send_all)
+            _reactor().callLater(0, self.send_all)
 
     def send_all(self) -> None:
         waiting = self._waiting
@@ -268,16 +280,42 @@ class HTTPConnection(protocol.Protocol):
     _pending_size = 0
     #: a handler sets this to close the connection after its response
     no_keep_alive = False
+    #: trust X-Real-Ip / X-Forwarded-For and X-Scheme / X-Forwarded-Proto
+    xheaders = False
+
+    # The state of a fresh connection, read from the class until changed
+    # (connectionMade sets those read on every request).
+    _ssl = False
+    _head: http1.RequestHead | None = None
+    _delegate: Any = None
+    _writer: http1.ResponseWriter | None = None
+    _message_complete = False
+    _continue_sent = False
+    _blocked = False  # waiting on a delegate's Deferred
+    _processing = False
+    _reading_paused = False
+    _write_paused = False
+    _drain_waiters: list[defer.Deferred] | None = None
+    _closed = False
+    _upgraded: protocol.Protocol | None = None
+    _deadline: float | None = None
+    _deadline_kind = ""
+    _timer: Any = None
+
+    #: the peer's IP address (found when first asked for)
+    remote_ip: str = _built_on_first_use(lambda self: _peer_ip(self.transport))
+
+    @property
+    def request_callback(self) -> Any:
+        """The factory serving this connection (the original cyclone's name)."""
+        return self.factory
 
     def connectionMade(self) -> None:
-        from twisted.internet import reactor
-
         factory = self.factory
         config = _config_for(factory)
         self._config = config
-        self._clock = getattr(factory, "clock", None) or reactor
+        self._clock = getattr(factory, "clock", None) or _reactor()
         self._parser = http1.RequestParser(config.limits)
-        self.request_callback = factory
         self._start_request = getattr(factory, "start_request", None)
         self.xheaders = config.xheaders
         self.no_keep_alive = config.no_keep_alive
@@ -285,22 +323,9 @@ class HTTPConnection(protocol.Protocol):
         self._socket = transport.socket if _can_send_directly(transport) else None
         self._pending = None
         self._ssl = ISSLTransport.providedBy(transport)
-        self._remote_ip = _peer_ip(transport)
-        self._head: http1.RequestHead | None = None
-        self._delegate: Any = None
-        self._writer: http1.ResponseWriter | None = None
-        self._message_complete = False
-        self._continue_sent = False
-        self._blocked = False  # waiting on a delegate's Deferred
-        self._processing = False
-        self._reading_paused = False
-        self._write_paused = False
-        self._drain_waiters: list[defer.Deferred] = []
-        self._closed = False
-        self._upgraded: protocol.Protocol | None = None
-        self._deadline: float | None = None
-        self._deadline_kind = ""
-        self._timer: Any = None
+        # read on every request: instance attributes are the fastest to read
+        self._blocked = self._closed = self._reading_paused = self._continue_sent = False
+        self._upgraded = None
         transport.registerProducer(self, True)
         self._set_deadline("idle")
 
@@ -347,6 +372,13 @@ class HTTPConnection(protocol.Protocol):
 
     def _on_need_data(self) -> None:
         parser = self._parser
+        if self._request is None:  # between requests (a finished one is never in its body)
+            if parser.buffered:
+                if self._deadline_kind != "head":
+                    self._set_deadline("head")
+            elif self._deadline_kind != "idle":
+                self._set_deadline("idle")
+            return
         if parser.in_body:
             head = self._head
             if (
@@ -358,23 +390,17 @@ class HTTPConnection(protocol.Protocol):
             ):
                 self._continue_sent = True
                 self._send(http1.CONTINUE_RESPONSE)
-        elif self._request is None:
-            if parser.buffered:
-                if self._deadline_kind != "head":
-                    self._set_deadline("head")
-            elif self._deadline_kind != "idle":
-                self._set_deadline("idle")
 
     def _on_head(self, head: http1.RequestHead) -> None:
         self._head = head
         self._message_complete = False
-        self._continue_sent = False
-        self._writer = None
+        if self._continue_sent:
+            self._continue_sent = False
         headers = HTTPHeaders._from_pairs(head.headers)  # validated by the parser
-        remote_ip = self._remote_ip
+        remote_ip = None  # the request reads the connection's when asked
         scheme = "https" if self._ssl else "http"
         if self.xheaders:
-            remote_ip, scheme = self._apply_xheaders(headers, remote_ip, scheme)
+            remote_ip, scheme = self._apply_xheaders(headers, self.remote_ip, scheme)
         request = HTTPRequest(
             head.method,
             head.target,
@@ -386,10 +412,11 @@ class HTTPConnection(protocol.Protocol):
             connection=self,
         )
         self._request = request
-        if self._parser.in_body:
+        if head.chunked or head.content_length:
             self._set_deadline("body")
-        else:
-            self._set_deadline(None)
+        else:  # the whole request is in: no timeout until the response is done
+            self._deadline = None
+            self._deadline_kind = ""
         start_request = self._start_request
         try:
             if start_request is not None:
@@ -397,7 +424,9 @@ class HTTPConnection(protocol.Protocol):
             else:
                 delegate = _BufferingDelegate(self, request, self.factory)
             self._delegate = delegate
-            self._wait_for(delegate.headers_received())
+            result = delegate.headers_received()
+            if result is not None:
+                self._wait_for(result)
         except Exception:
             self._application_error()
 
@@ -471,7 +500,7 @@ class HTTPConnection(protocol.Protocol):
             "%d %s from %s: %s",
             event.status,
             http1.REASONS.get(event.status, ""),
-            self._remote_ip,
+            self.remote_ip,
             event.reason,
         )
         self.reject(event.status)
@@ -483,7 +512,7 @@ class HTTPConnection(protocol.Protocol):
         """
         if reason is not None:
             gen_log.info("%d %s from %s: %s", status, http1.REASONS.get(status, ""),
-                         self._remote_ip, reason)
+                         self.remote_ip, reason)
         if self._closed:
             return
         if self._writer is None:
@@ -626,6 +655,8 @@ class HTTPConnection(protocol.Protocol):
         if not self._write_paused:
             return defer.succeed(None)
         d: defer.Deferred = defer.Deferred()
+        if self._drain_waiters is None:
+            self._drain_waiters = []
         self._drain_waiters.append(d)
         return d
 
@@ -683,11 +714,12 @@ class HTTPConnection(protocol.Protocol):
             self._shutdown()
             return
         self._writer = None
-        self._parser.start_next_request()
+        parser = self._parser
+        parser.start_next_request()
         if self._reading_paused and not self._blocked:
             self._reading_paused = False
             self.transport.resumeProducing()
-        if self._parser.buffered:
+        if parser.buffered:
             self._set_deadline("head")
             if not self._processing:
                 self._process()
@@ -725,7 +757,7 @@ class HTTPConnection(protocol.Protocol):
         self._write_paused = False
         waiters = self._drain_waiters
         if waiters:
-            self._drain_waiters = []
+            self._drain_waiters = None
             for d in waiters:
                 d.callback(None)
 
@@ -773,7 +805,7 @@ class HTTPConnection(protocol.Protocol):
         if kind == "idle":
             self._shutdown()
             return
-        gen_log.info("408 Request Timeout from %s: %s timeout", self._remote_ip,
+        gen_log.info("408 Request Timeout from %s: %s timeout", self.remote_ip,
                      "header" if kind == "head" else "body")
         self.reject(408)
 
@@ -796,7 +828,7 @@ class HTTPConnection(protocol.Protocol):
             self._close_request(message)
         waiters = self._drain_waiters
         if waiters:
-            self._drain_waiters = []
+            self._drain_waiters = None
             for d in waiters:
                 d.errback(StreamClosedError("connection closed"))
 

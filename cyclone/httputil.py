@@ -25,6 +25,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from twisted.internet import defer
@@ -266,6 +267,27 @@ class HTTPHeaders(MutableMapping[str, str]):
 # -- the request ----------------------------------------------------------
 
 
+class _built_on_first_use:
+    """An attribute computed by ``build(instance)`` on first read, then stored
+    on the instance (a plain attribute from then on; assignable as usual)."""
+
+    __slots__ = ("build", "name")
+
+    def __init__(self, build: Callable[[Any], Any]) -> None:
+        self.build = build
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        value = self.build(instance)
+        instance.__dict__[self.name] = value
+        return value
+
+
 class HTTPServerRequest:
     """One HTTP request, with Tornado's ``HTTPServerRequest`` attributes
     (``cyclone.httpserver.HTTPRequest`` is the same class).
@@ -298,26 +320,47 @@ class HTTPServerRequest:
         self.method = method
         self.uri = uri
         self.version = version
-        self.headers = headers if headers is not None else HTTPHeaders()
-        self.body = body or b""
-        self.remote_ip = remote_ip
-        self.protocol = protocol or "http"
-        self.host = host or self.headers.get("Host") or "127.0.0.1"
-        self.files = files or {}
+        if headers is None:
+            headers = HTTPHeaders()
+        self.headers = headers
+        if body:
+            self.body = body
+        if remote_ip is not None:
+            self.remote_ip = remote_ip
+        if protocol:
+            self.protocol = protocol
+        self.host = host or headers.get("Host") or "127.0.0.1"
+        if files:
+            self.files = files
         self.connection = connection
-        self.server_connection = server_connection
+        if server_connection is not None:
+            self.server_connection = server_connection
         self._start_time = time.time()
-        self._finish_time: float | None = None
-        self._finish_waiters: list[defer.Deferred] | None = None
-        self._finished = False
-        self.path, sep, self.query = (uri or "").partition("?")
-        if self.query:
-            self.query_arguments = parse_qs_bytes(self.query, keep_blank_values=True)
-            self.arguments = {k: list(v) for k, v in self.query_arguments.items()}
-        else:
-            self.query_arguments = {}
-            self.arguments = {}
-        self.body_arguments: dict[str, list[bytes]] = {}
+        self.path, _, self.query = (uri or "").partition("?")
+
+    # Defaults read from the class until set on the request: most requests
+    # never change them, and each saves a store per request.
+    body = b""
+    protocol = "http"
+    server_connection = None
+    _finish_time: float | None = None
+    _finish_waiters: list[defer.Deferred] | None = None
+    _finished = False
+
+    # The argument dicts are built when first used (a hello-world request
+    # never looks at them); after that they are plain attributes.
+    query_arguments: dict[str, list[bytes]] = _built_on_first_use(
+        lambda self: parse_qs_bytes(self.query, keep_blank_values=True) if self.query else {}
+    )
+    arguments: dict[str, list[bytes]] = _built_on_first_use(
+        lambda self: {name: list(values) for name, values in self.query_arguments.items()}
+    )
+    body_arguments: dict[str, list[bytes]] = _built_on_first_use(lambda self: {})
+    #: the client's address: given, or the connection's (``remote_ip``)
+    remote_ip: str | None = _built_on_first_use(
+        lambda self: getattr(self.connection, "remote_ip", None)
+    )
+    files: dict[str, list] = _built_on_first_use(lambda self: {})
 
     # -- Tornado / cyclone API ---------------------------------------------------
 
