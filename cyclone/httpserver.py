@@ -533,29 +533,21 @@ class HTTPConnection(protocol.Protocol):
     # -- writing -----------------------------------------------------------------------
 
     def _send(self, data: bytes) -> None:
-        """``transport.write(data)``, or, for a plain socket with nothing
-        queued, keep it to send straight to the socket at the turn's end."""
+        """``transport.write(data)``; for a plain socket transport, keep it to
+        send straight to the socket at the turn's end (see ``_TurnSender``)."""
         pending = self._pending
-        if pending is not None:
+        if pending is None:
+            if self._socket is None:
+                self.transport.write(data)
+                return
+            self._pending = [data]
+            self._pending_size = len(data)
+            _turn_sender.add(self)
+        else:
             pending.append(data)
             self._pending_size += len(data)
-            if self._pending_size > _SEND_NOW_SIZE:
-                self._send_pending()
-            return
-        transport = self.transport
-        if (
-            self._socket is None
-            or transport.dataBuffer
-            or transport._tempDataBuffer
-            or transport.TLS
-            or transport.disconnecting
-            or len(data) > _SEND_NOW_SIZE
-        ):
-            transport.write(data)
-            return
-        self._pending = [data]
-        self._pending_size = len(data)
-        _turn_sender.add(self)
+        if self._pending_size > _SEND_NOW_SIZE:
+            self._send_pending()
 
     def _send_pending(self) -> None:
         """Give the kept output to the socket now.
