@@ -108,6 +108,8 @@ class ServerConfig:
         "idle_timeout",
         "header_timeout",
         "body_timeout",
+        "shortest_timeout",
+        "sweeper",
     )
 
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
@@ -128,6 +130,56 @@ class ServerConfig:
         self.idle_timeout = settings.get("idle_connection_timeout", 75.0) or None
         self.header_timeout = settings.get("header_timeout", 30.0) or None
         self.body_timeout = settings.get("body_timeout", 300.0) or None
+        timeouts = [t for t in (self.idle_timeout, self.header_timeout, self.body_timeout) if t]
+        self.shortest_timeout = min(timeouts) if timeouts else None
+        #: the _DeadlineSweeper of this server's connections
+        self.sweeper: _DeadlineSweeper | None = None
+
+
+class _DeadlineSweeper:
+    """Checks the timeout deadlines of a server's connections with one timer.
+
+    A ``DelayedCall`` per connection costs about 2 µs to create and cancel,
+    paid in full by every short-lived (``Connection: close``) connection; a
+    set add and discard cost a tenth of that. A deadline is noticed up to one
+    tick late: the tick is 1 s, or a quarter of the shortest timeout of the
+    connections seen, if shorter. The timer runs only while connections are
+    watched.
+    """
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+        self.connections: set[HTTPConnection] = set()
+        self.tick = 1.0
+        self._call: Any = None
+
+    def watch(self, connection: "HTTPConnection", shortest_timeout: float | None) -> None:
+        self.connections.add(connection)
+        if shortest_timeout and shortest_timeout / 4 < self.tick:
+            self.tick = max(shortest_timeout / 4, 0.001)
+            if self._call is not None and self._call.getTime() > self.clock.seconds() + self.tick:
+                self._call.reset(self.tick)
+        if self._call is None:
+            self._call = self.clock.callLater(self.tick, self.sweep)
+
+    def unwatch(self, connection: "HTTPConnection") -> None:
+        connections = self.connections
+        connections.discard(connection)
+        if not connections and self._call is not None:
+            self._call.cancel()
+            self._call = None
+
+    def sweep(self) -> None:
+        self._call = None
+        now = self.clock.seconds()
+        passed = [c for c in self.connections if c._deadline is not None and c._deadline <= now]
+        for connection in passed:
+            try:
+                connection._deadline_passed()
+            except Exception:
+                gen_log.error("Error closing a timed-out connection", exc_info=True)
+        if self.connections and self._call is None:
+            self._call = self.clock.callLater(self.tick, self.sweep)
 
 
 _the_reactor: Any = None
@@ -300,7 +352,6 @@ class HTTPConnection(protocol.Protocol):
     _upgraded: protocol.Protocol | None = None
     _deadline: float | None = None
     _deadline_kind = ""
-    _timer: Any = None
 
     #: the peer's IP address (found when first asked for)
     remote_ip: str = _built_on_first_use(lambda self: _peer_ip(self.transport))
@@ -328,6 +379,12 @@ class HTTPConnection(protocol.Protocol):
         self._upgraded = None
         transport.registerProducer(self, True)
         self._set_deadline("idle")
+        clock = self._clock
+        sweeper = config.sweeper
+        if sweeper is None or sweeper.clock is not clock:
+            sweeper = config.sweeper = _DeadlineSweeper(clock)
+        self._sweeper = sweeper
+        sweeper.watch(self, config.shortest_timeout)
 
     # -- reading --------------------------------------------------------------------
 
@@ -677,6 +734,7 @@ class HTTPConnection(protocol.Protocol):
         """
         rest = self._parser.switch_protocol()
         self._set_deadline(None)
+        self._sweeper.unwatch(self)  # the new protocol keeps its own time
         self._send_pending()  # the 101 goes before anything the new protocol writes
         self.transport.unregisterProducer()
         request = self._request
@@ -759,7 +817,10 @@ class HTTPConnection(protocol.Protocol):
     # -- timeouts ---------------------------------------------------------------------------
 
     def _set_deadline(self, kind: str | None, seconds: float | None = None) -> None:
-        """Arm the single per-connection timer for ``kind``; None disarms it."""
+        """Set the connection's deadline for ``kind``; None clears it.
+
+        The connection's ``_DeadlineSweeper`` finds it when it has passed.
+        """
         if kind is None:
             self._deadline = None
             self._deadline_kind = ""
@@ -772,28 +833,13 @@ class HTTPConnection(protocol.Protocol):
                 else config.header_timeout if kind == "head" else config.body_timeout
             )
         self._deadline_kind = kind
-        if not seconds:
-            self._deadline = None
-            return
-        deadline = self._clock.seconds() + seconds
-        self._deadline = deadline
-        timer = self._timer
-        if timer is None:
-            self._timer = self._clock.callLater(seconds, self._on_timer)
-        elif timer.getTime() > deadline:
-            timer.reset(seconds)
+        self._deadline = self._clock.seconds() + seconds if seconds else None
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        deadline = self._deadline
-        if deadline is None or self._closed:
-            return
-        now = self._clock.seconds()
-        if now < deadline:
-            self._timer = self._clock.callLater(deadline - now, self._on_timer)
-            return
+    def _deadline_passed(self) -> None:
         kind = self._deadline_kind
         self._deadline = None
+        if self._closed:
+            return
         if kind == "idle":
             self._shutdown()
             return
@@ -812,9 +858,7 @@ class HTTPConnection(protocol.Protocol):
         self._closed = True
         self._deadline = None
         self._pending = None
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        self._sweeper.unwatch(self)
         if self._request is not None:
             message = reason.getErrorMessage() if reason is not None else "connection lost"
             self._close_request(message)

@@ -509,6 +509,33 @@ def test_idle_timeout_closes_silently(serve):
 
 
 @inline
+def test_idle_timeouts_of_many_connections_and_no_timer_left(listen, app):
+    """One timer watches every connection's deadline, and stops with the last."""
+    factory = HTTPServer(app, idle_connection_timeout=0.2)
+    port = listen(factory)
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
+    try:
+        socks[0].sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+
+        def read_until_closed(sock):
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            return data
+
+        results = yield in_thread(lambda: [read_until_closed(s) for s in socks])
+    finally:
+        for sock in socks:
+            sock.close()
+    [(status, _, body)] = parse_responses(results[0])
+    assert (status, body) == (200, b"hello")
+    assert results[1:] == [b""] * 19  # closed by the server, silently
+    sweeper = factory._cyclone_server_config.sweeper
+    yield poll_until(lambda: not sweeper.connections)
+    assert sweeper._call is None
+
+
+@inline
 def test_header_timeout_answers_408(serve):
     port = serve(header_timeout=0.2)
     data = yield in_thread(raw_exchange, port, b"GET / HTTP/1.1\r\nHost: x\r\n")
