@@ -790,14 +790,16 @@ class RequestParser:
 REASONS: dict[int, str] = {s.value: s.phrase for s in HTTPStatus}
 REASONS.setdefault(418, "I'm a Teapot")
 
-_STATUS_LINES: dict[tuple[int, str], bytes] = {
-    (code, version): f"{version} {code} {reason}\r\n".encode("ascii")
-    for code, reason in REASONS.items()
+# version -> status code -> status line
+_STATUS_LINES: dict[str, dict[int, bytes]] = {
+    version: {code: f"{version} {code} {reason}\r\n".encode("ascii") for code, reason in REASONS.items()}
     for version in ("HTTP/1.1", "HTTP/1.0")
 }
+_NO_STATUS_LINES: dict[int, bytes] = {}
+# besides 1xx, the statuses whose responses never have a body
+_NO_BODY_STATUSES = frozenset((204, 304))
 _REASON_BAD_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_HEADER_VALUE_BAD_RE = re.compile(r"[\x00\r\n]")
 
 #: the interim response to ``Expect: 100-continue``
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -807,7 +809,7 @@ _LAST_CHUNK = b"0\r\n\r\n"
 def status_line(status: int, reason: str | None = None, version: str = "HTTP/1.1") -> bytes:
     """``b"HTTP/1.1 200 OK\\r\\n"``; precomputed for every registered code."""
     if reason is None:
-        line = _STATUS_LINES.get((status, version))
+        line = _STATUS_LINES.get(version, _NO_STATUS_LINES).get(status)
         if line is not None:
             return line
         reason = REASONS.get(status, "Unknown")
@@ -844,20 +846,45 @@ def _classify_header_name(name: str) -> str:
     return kind
 
 
-def _encode_field_lines(lines: list[str]) -> bytes:
-    """Encode formatted ``name: value\\r\\n`` lines; ValueError on injection."""
-    text = "".join(lines)
-    # Each line contributes exactly one CR and one LF; any more is injection.
-    count = len(lines)
-    if text.count("\n") != count or text.count("\r") != count or "\x00" in text:
-        for line in lines:
-            if _HEADER_VALUE_BAD_RE.search(line[:-2]):
-                raise ValueError(f"invalid header value in {line[:-2]!r}")
-        raise ValueError("invalid header value")  # pragma: no cover - defensive
+def _encode_field_line(name: str, value: object) -> bytes:
+    """One ``name: value\\r\\n`` line of an already validated name.
+
+    Raises ValueError on header injection (CR, LF or NUL in the value) and
+    for a value that is not latin-1.
+    """
+    # Check the text that is sent, not the value: a str subclass can format
+    # differently from what it contains.
+    text = f"{name}: {value}"
+    if "\r" in text or "\n" in text or "\x00" in text:
+        raise ValueError(f"invalid header value in {text!r}")
     try:
-        return text.encode("latin-1")
+        return (text + "\r\n").encode("latin-1")
     except UnicodeEncodeError as exc:
         raise ValueError(f"header value not encodable as latin-1: {exc}") from None
+
+
+# Encoded, validated lines of ordinary fields by (name, value).  Most values
+# repeat from one response to the next (Server, Content-Type, the Date of the
+# current second), so ResponseWriter.head finds their line with one dict
+# lookup.  Bounded: only short lines are kept, and a full cache is emptied,
+# so values seen once (ETags, cookies) cannot grow memory and only delay
+# the repeating ones by a miss each time the cache fills.
+_FIELD_LINE_CACHE_SIZE = 512
+_FIELD_LINE_CACHE_MAX_LINE = 256
+_field_line_cache: dict[tuple[str, str], bytes] = {}
+# The same for Content-Length fields, with the parsed length.
+_content_length_cache: dict[tuple[str, str], tuple[bytes, int]] = {}
+
+
+def _content_length_line(name: str, value: str) -> tuple[bytes, int]:
+    """The encoded line of a Content-Length field and its length."""
+    try:
+        length = int(value)
+    except ValueError:
+        raise ValueError(f"invalid Content-Length: {value!r}") from None
+    if length < 0:
+        raise ValueError(f"invalid Content-Length: {value!r}")
+    return _encode_field_line(name, value), length
 
 
 def _field_lines(headers: Iterable[tuple[str, str]]) -> bytes:
@@ -867,8 +894,8 @@ def _field_lines(headers: Iterable[tuple[str, str]]) -> bytes:
     for name, value in headers:
         if name not in kinds:
             _classify_header_name(name)
-        lines.append(f"{name}: {value}\r\n")
-    return _encode_field_lines(lines)
+        lines.append(_encode_field_line(name, value))
+    return b"".join(lines)
 
 
 def last_chunk(trailers: Iterable[tuple[str, str]] | None = None) -> bytes:
@@ -950,111 +977,158 @@ class ResponseWriter:
     __slots__ = (
         "keep_alive",
         "chunked",
+        "switching",
         "_version",
-        "_head_request",
         "_no_body",
         "_remaining",
         "_started",
         "_finished",
-        "switching",
     )
 
     def __init__(self, request: RequestHead | None = None, keep_alive: bool = True) -> None:
         if request is None:
             self._version = "HTTP/1.1"
             self.keep_alive = False
-            self._head_request = False
+            self._no_body = False
         else:
             self._version = request.version
             self.keep_alive = keep_alive and request.keep_alive
-            self._head_request = request.method == "HEAD"
+            # until head() adds what the status says: a HEAD request
+            self._no_body = request.method == "HEAD"
         self.chunked = False
-        self._no_body = self._head_request
+        self.switching = False
         self._remaining: int | None = None
         self._started = False
         self._finished = False
-        self.switching = False
 
     def head(self, status: int, headers: Iterable[tuple[str, str]], reason: str | None = None) -> bytes:
         """The status line and header block; decides framing and keep-alive."""
         if self._started:
             raise RuntimeError("response head already written")
         self._started = True
-        no_body = self._head_request or status < 200 or status == 204 or status == 304
-        self._no_body = no_body
+        # until now _no_body says whether the request was HEAD
+        self._no_body = self._no_body or status < 200 or status in _NO_BODY_STATUSES
         content_length = None
+        # (kind, index in lines, name, value) of the Transfer-Encoding and
+        # Connection fields given, which are rare
+        framing = None
+        lines = [b""]  # the status line, once the fields are known to be valid
+        line_cache = _field_line_cache
+        # One pass: find each line in the caches; only new values and the
+        # rare framing fields are validated and encoded here.
+        for field in headers:
+            try:
+                line = line_cache.get(field)
+                if line is not None:
+                    lines.append(line)
+                    continue
+                entry = _content_length_cache.get(field)
+            except TypeError:  # a pair given as a list
+                entry = None
+            if entry is not None:
+                line, content_length = entry
+            else:
+                name, value = field
+                kind = _header_kinds.get(name)
+                if kind is None:
+                    kind = _classify_header_name(name)
+                if type(value) is str:
+                    cacheable = True
+                else:
+                    value = str(value)
+                    cacheable = False  # (name, 1) and (name, True) are equal keys
+                if not kind:
+                    line = _encode_field_line(name, value)
+                    if cacheable and len(line) <= _FIELD_LINE_CACHE_MAX_LINE:
+                        if len(line_cache) >= _FIELD_LINE_CACHE_SIZE:
+                            line_cache.clear()
+                        line_cache[name, value] = line
+                elif kind == "content-length":
+                    entry = _content_length_line(name, value)
+                    if cacheable and len(entry[0]) <= _FIELD_LINE_CACHE_MAX_LINE:
+                        if len(_content_length_cache) >= _FIELD_LINE_CACHE_SIZE:
+                            _content_length_cache.clear()
+                        _content_length_cache[name, value] = entry
+                    line, content_length = entry
+                else:
+                    if kind == "connection":
+                        line = b""  # encoded by _frame unless replaced
+                    elif value.strip().lower() != "chunked":
+                        raise ValueError(f"unsupported Transfer-Encoding: {value!r}")
+                    else:
+                        line = _encode_field_line(name, value)
+                    if framing is None:
+                        framing = []
+                    framing.append((kind, len(lines), name, value))
+            lines.append(line)
+        if framing is None and content_length is not None and status != 101:
+            # the common case: a Content-Length body, Connection left to us
+            self._remaining = content_length
+            if not self.keep_alive:
+                lines.append(b"Connection: close\r\n")
+            elif self._version == "HTTP/1.0":
+                lines.append(b"Connection: keep-alive\r\n")
+        else:
+            self._frame(status, content_length, framing, lines)
+        lines.append(b"\r\n")
+        line = _STATUS_LINES.get(self._version, _NO_STATUS_LINES).get(status) if reason is None else None
+        lines[0] = line if line is not None else status_line(status, reason, self._version)
+        return b"".join(lines)
+
+    def _frame(
+        self,
+        status: int,
+        content_length: int | None,
+        framing: list[tuple[str, int, str, str]] | None,
+        lines: list[bytes],
+    ) -> None:
+        """Framing and keep-alive for the less common heads; completes ``lines``.
+
+        ``framing`` holds (kind, index in lines, name, value) of the
+        Transfer-Encoding and Connection fields given.
+        """
         user_chunked = False
         connection_close = False
-        has_connection = False
-        parts = []
-        kinds = _header_kinds
-        # One pass: validate names (cached), find framing fields, format lines.
-        for name, value in headers:
-            kind = kinds.get(name)
-            if kind is None:
-                kind = _classify_header_name(name)
-            if type(value) is not str:
-                value = str(value)
-            if kind:
-                if kind == "content-length":
-                    try:
-                        content_length = int(value)
-                    except ValueError:
-                        raise ValueError(f"invalid Content-Length: {value!r}") from None
-                    if content_length < 0:
-                        raise ValueError(f"invalid Content-Length: {value!r}")
-                elif kind == "transfer-encoding":
-                    if value.strip().lower() != "chunked":
-                        raise ValueError(f"unsupported Transfer-Encoding: {value!r}")
-                    user_chunked = True
-                else:  # connection
-                    has_connection = True
-                    if "close" in [t.strip() for t in value.lower().split(",")]:
-                        connection_close = True
-                    # re-added below once keep-alive is decided
-                    parts.append(None)
-                    parts.append(f"{name}: {value}\r\n")
-                    continue
-            parts.append(f"{name}: {value}\r\n")
+        connection_fields = []
+        for kind, index, name, value in framing or ():
+            if kind == "transfer-encoding":
+                user_chunked = True
+            else:  # connection
+                connection_fields.append((index, name, value))
+                if "close" in [t.strip() for t in value.lower().split(",")]:
+                    connection_close = True
         if content_length is not None and user_chunked:
             raise ValueError("both Content-Length and Transfer-Encoding in a response")
+        version = self._version
         if status == 101:
             self.switching = True
             self.keep_alive = False
         elif content_length is not None:
             self._remaining = content_length
         elif user_chunked:
-            if self._version != "HTTP/1.1":
+            if version != "HTTP/1.1":
                 raise ValueError("chunked response to an HTTP/1.0 request")
-            self.chunked = not no_body
-        elif not no_body:
-            if self._version == "HTTP/1.1":
+            self.chunked = not self._no_body
+        elif not self._no_body:
+            if version == "HTTP/1.1":
                 self.chunked = True
-                parts.append("Transfer-Encoding: chunked\r\n")
+                lines.append(b"Transfer-Encoding: chunked\r\n")
             else:
                 self.keep_alive = False
         if connection_close:
             self.keep_alive = False
-        if has_connection:
-            drop = not self.switching and not self.keep_alive and not connection_close
-            kept = []
-            skip = False
-            for part in parts:
-                if part is None:
-                    skip = drop
-                    continue
-                if skip:
-                    skip = False
-                    continue
-                kept.append(part)
-            parts = kept
-        if not self.switching:
-            if not self.keep_alive:
-                if not connection_close:
-                    parts.append("Connection: close\r\n")
-            elif self._version == "HTTP/1.0" and not has_connection:
-                parts.append("Connection: keep-alive\r\n")
-        return status_line(status, reason, self._version) + _encode_field_lines(parts) + b"\r\n"
+        # The caller's Connection fields are sent as given, unless the
+        # connection closes and they do not say so: "close" replaces them.
+        if self.switching or self.keep_alive or connection_close:
+            for index, name, value in connection_fields:
+                lines[index] = _encode_field_line(name, value)
+        if self.switching:
+            return
+        if not self.keep_alive:
+            if not connection_close:
+                lines.append(b"Connection: close\r\n")
+        elif version == "HTTP/1.0" and not connection_fields:
+            lines.append(b"Connection: keep-alive\r\n")
 
     def body(self, data: bytes) -> bytes:
         """Framed bytes for a piece of the body."""
@@ -1066,9 +1140,10 @@ class ResponseWriter:
             return b"%x\r\n%b\r\n" % (len(data), data)
         remaining = self._remaining
         if remaining is not None:
-            if len(data) > remaining:
+            size = len(data)
+            if size > remaining:
                 raise ValueError("response body longer than its Content-Length")
-            self._remaining = remaining - len(data)
+            self._remaining = remaining - size
         return data
 
     def end(self, trailers: Iterable[tuple[str, str]] | None = None) -> bytes:
