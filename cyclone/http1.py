@@ -182,6 +182,10 @@ PAUSED = _Sentinel("PAUSED")
 # A request without a body needs no fresh EndOfMessage object.
 _END_NO_TRAILERS = EndOfMessage([])  # shared: never mutated
 
+# Creates an event without calling its __init__, which costs more than the
+# attribute stores; the caller sets every attribute.
+_new_event = object.__new__
+
 
 class _Reject(Exception):
     """Internal: raised by the parsing helpers, turned into a ProtocolError."""
@@ -218,6 +222,15 @@ _V = "\x21-\x7e\x80-\xff"
 _STRICT_FIELD_RE = re.compile(
     "^([!#$%&'*+\\-.^_`|~0-9A-Za-z]+):[ \t]*((?:[" + _V + "](?:[ \t" + _V + "]*[" + _V + "])?)?)[ \t]*\r\n",
     re.M,
+)
+# The head of the common request, on its latin-1 text without the final CRLF
+# CRLF: an origin-form target, HTTP/1.0 or HTTP/1.1, then field lines written
+# "name: value" with one SP and a non-empty value without padding, so that
+# partition(": ") splits them. A single match validates the whole head; any
+# other head takes the general path, which also gives the errors.
+_SIMPLE_HEAD_RE = re.compile(
+    "([!#$%&'*+\\-.^_`|~0-9A-Za-z]+) (/[\x21-\x7e]*) HTTP/1\\.([01])"
+    "(?:\r\n[!#$%&'*+\\-.^_`|~0-9A-Za-z]+: [" + _V + "][ \t" + _V + "]*(?<=[" + _V + "]))*"
 )
 
 _REQUEST_LINE_RE = re.compile(
@@ -351,10 +364,11 @@ class RequestParser:
         "_body_limit",
         "_remaining",
         "_body_seen",
-        "_head",
         "_trailers",
         "_empty_lines",
         "_scanned",
+        "_simple_head_max",
+        "_valid_host",
     )
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
@@ -365,10 +379,13 @@ class RequestParser:
         self._body_limit = limits.max_body_size
         self._remaining = 0
         self._body_seen = 0
-        self._head: RequestHead | None = None
         self._trailers: list[tuple[str, str]] = []
         self._empty_lines = 0
         self._scanned = 0
+        # a complete head no longer than this is within the line and block limits
+        self._simple_head_max = min(limits.max_request_line, limits.max_header_size)
+        # the last Host value found valid, so a repeat needs no regex match
+        self._valid_host = ""
 
     # -- public API ---------------------------------------------------------
 
@@ -398,8 +415,8 @@ class RequestParser:
         if data:
             if self._buf:
                 self._buf += data
-            else:
-                self._buf = bytes(data)
+            else:  # bytes(data) only for a bytearray or memoryview
+                self._buf = data if type(data) is bytes else bytes(data)
 
     def set_max_body_size(self, size: int) -> None:
         """Change the body size limit for the current request only."""
@@ -410,7 +427,6 @@ class RequestParser:
         if self._state != _S_PAUSED:
             raise RuntimeError(f"start_next_request() in state {self.state}")
         self._state = _S_HEAD
-        self._head = None
         self._body_limit = self._limits.max_body_size
         self._body_seen = 0
         self._empty_lines = 0
@@ -438,13 +454,10 @@ class RequestParser:
     def next_event(self):
         """The next event, or ``NEED_DATA`` / ``PAUSED``."""
         state = self._state
-        if state == _S_ERROR:
-            return self._error
         try:
+            # the states of every request first, in the order they come
             if state == _S_HEAD:
                 return self._read_head()
-            if state == _S_BODY_CL:
-                return self._read_body_cl()
             if state == _S_END:
                 self._state = _S_PAUSED
                 trailers = self._trailers
@@ -454,6 +467,10 @@ class RequestParser:
                 return _END_NO_TRAILERS
             if state == _S_PAUSED:
                 return PAUSED
+            if state == _S_BODY_CL:
+                return self._read_body_cl()
+            if state == _S_ERROR:
+                return self._error
             if state == _S_SWITCHED:
                 raise RuntimeError("the parser stepped aside after switch_protocol()")
             return self._read_chunked()
@@ -503,6 +520,80 @@ class RequestParser:
         self._scanned = max(len(buf) - 1, 0)
 
     def _read_head(self):
+        """The common request, parsed in few steps; anything else (and every
+        error) goes to _read_head_general, so both agree on what is valid."""
+        # one call splits off the head (partition needs no argument parsing)
+        head_bytes, blank_line, rest = self._buf.partition(b"\r\n\r\n")
+        if not blank_line or len(head_bytes) > self._simple_head_max:
+            return self._read_head_general()
+        text = head_bytes.decode("latin-1")
+        match = _SIMPLE_HEAD_RE.fullmatch(text)
+        if match is None:
+            return self._read_head_general()
+        lines = text.split("\r\n")
+        del lines[0]  # the request line
+        if len(lines) > self._limits.max_header_count:
+            return self._read_head_general()
+        headers = []
+        host = content_length = None
+        connection_close = connection_keep_alive = False
+        spellings = _SPECIAL_SPELLINGS
+        for line in lines:
+            name, _, value = line.partition(": ")
+            headers.append((name, value))
+            kind = spellings.get(name)
+            if kind is None:
+                if len(name) in _SPECIAL_LENGTHS and name.lower() in _SPECIAL:
+                    return self._read_head_general()
+                continue
+            if kind == "host" and host is None:
+                host = value
+            elif kind == "content-length" and content_length is None:
+                content_length = value
+            elif kind == "connection":
+                token = value.lower()
+                if token == "keep-alive":
+                    connection_keep_alive = True
+                elif token == "close":
+                    connection_close = True
+                else:
+                    return self._read_head_general()
+            else:  # Transfer-Encoding, Expect, repeats, underscore variants
+                return self._read_head_general()
+        method, target, minor = match.groups()
+        http11 = minor == "1"
+        if host is None:
+            if http11:
+                return self._read_head_general()
+        elif host != self._valid_host:  # a connection's requests repeat their Host
+            if _HOST_RE.fullmatch(host) is None:
+                return self._read_head_general()
+            self._valid_host = host
+        if content_length is not None:
+            if not (content_length.isdigit() and content_length.isascii()):
+                return self._read_head_general()
+            content_length = int(content_length)
+        self._buf = rest
+        # what RequestHead(...) does, without the cost of calling __init__
+        head = _new_event(RequestHead)
+        head.method = method
+        head.target = target
+        head.version = "HTTP/1.1" if http11 else "HTTP/1.0"
+        head.headers = headers
+        head.content_length = content_length
+        head.chunked = False
+        head.keep_alive = not connection_close and (http11 or connection_keep_alive)
+        head.expect_continue = False
+        head.host = host
+        if content_length:
+            self._remaining = content_length
+            self._state = _S_BODY_CL
+        else:
+            self._state = _S_END
+        return head
+
+    def _read_head_general(self):
+        """Any head: leading empty lines, partial heads, other forms, errors."""
         if self._buf[:1] in (b"\r", b"\n") and not self._skip_empty_lines():
             return NEED_DATA
         buf = self._buf
@@ -631,8 +722,6 @@ class RequestParser:
             expect_continue,
             host,
         )
-        self._head = head
-        self._body_seen = 0
         if chunked:
             self._state = _S_CHUNK_SIZE
         elif content_length:
@@ -673,15 +762,29 @@ class RequestParser:
     # -- bodies -------------------------------------------------------------------
 
     def _read_body_cl(self):
-        if self._body_seen == 0 and self._remaining > self._body_limit:
+        # _take_body_bytes inlined: most bodies arrive with their head
+        remaining = self._remaining
+        body_seen = self._body_seen
+        if not body_seen and remaining > self._body_limit:
             raise _Reject(413, "request body too large")
-        if not self._buf:
+        buf = self._buf
+        if not buf:
             return NEED_DATA
-        chunk = self._take_body_bytes()
-        self._body_seen += len(chunk)
-        if not self._remaining:
+        size = len(buf)
+        if size < remaining:  # more of the body is to come
+            chunk = buf
+            self._buf = b""
+            self._remaining = remaining - size
+            self._body_seen = body_seen + size
+        else:  # the rest of the body, maybe followed by the next request
+            chunk = buf[:remaining]
+            self._buf = buf[remaining:]
+            self._remaining = 0
+            self._body_seen = body_seen + remaining
             self._state = _S_END
-        return Data(chunk)
+        data = _new_event(Data)  # Data(chunk), cheaper
+        data.data = chunk
+        return data
 
     def _take_body_bytes(self) -> bytes:
         """Up to ``_remaining`` buffered bytes (the buffer is not empty)."""
