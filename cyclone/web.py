@@ -35,6 +35,7 @@ import hashlib
 import http.cookies
 import inspect
 import io
+import logging
 import numbers
 import os
 import re
@@ -106,6 +107,33 @@ _COOKIE_QUOTE_RE = re.compile(r'[;,"\\\x80-\xff]')
 # reserved and unreserved URL characters, and "%" (already-encoded URLs stay as they are)
 _LOCATION_SAFE = "!#$%&'()*+,/:;=?@[]~"
 _ETAG_LIST_RE = re.compile(r'\*|(?:W/)?"[^"]*"')
+try:
+    # CPython's own SHA-1 for ETags: the same digest as hashlib.sha1, without
+    # the OpenSSL digest lookup that costs more than hashing a small body
+    from _sha1 import sha1 as _etag_sha1
+except ImportError:  # pragma: no cover - a Python built without it
+    _etag_sha1 = hashlib.sha1
+# an empty HTTPHeaders without a call to its __init__ (clear() fills it at once)
+_new_headers = object.__new__
+
+
+class _DateOfSecond:
+    """The ``Date`` header value of the current second: httpserver's
+    ``date_header()`` is asked once a second rather than on every response."""
+
+    __slots__ = ("second", "value")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.value = ""
+
+    def refresh(self, second: int) -> str:
+        self.second = second
+        self.value = date_header()
+        return self.value
+
+
+_date = _DateOfSecond()
 
 
 # ----------------------------------------------------------------------------
@@ -209,6 +237,51 @@ def _exc_info(exc: BaseException) -> tuple:
 # Handler
 # ----------------------------------------------------------------------------
 
+# header names set_header() has validated -> their Http-Header-Case; bounded,
+# as names could come from requests
+_checked_header_names: dict[str, str] = {}
+
+
+def _check_header_name(name: str) -> str:
+    """``name`` in Http-Header-Case (``ValueError`` if it is not a token)."""
+    normalized = httputil._normalize_header(RequestHandler._checked_name(name))
+    if len(_checked_header_names) < 512:
+        _checked_header_names[name] = normalized
+    return normalized
+
+
+class _Overrides:
+    """Which of ``RequestHandler``'s methods a handler class replaces.
+
+    The per-request path skips a default that does nothing (or inlines a
+    simple one) unless the class overrides it; looking that up on the class
+    costs about as much as a call, so it is found once per class and kept on
+    the class (``_overrides``, with ``owner`` telling a subclass from the
+    class that computed it).
+    """
+
+    __slots__ = ("clear", "etag", "get_status", "header_checks", "initialize", "on_finish", "owner", "prepare",
+                 "set_default_headers")
+
+    def __init__(self, cls: type) -> None:
+        def replaced(name: str) -> bool:
+            # against the definitions below, so a patched RequestHandler counts too
+            return getattr(cls, name) is not _DEFAULT_METHODS[name]
+
+        self.owner = cls
+        self.clear = replaced("clear")
+        self.set_default_headers = replaced("set_default_headers")
+        self.initialize = replaced("initialize")
+        self.prepare = replaced("prepare")
+        self.on_finish = replaced("on_finish")
+        # the automatic ETag of finish()
+        self.etag = replaced("compute_etag") or replaced("set_etag_header") or replaced("check_etag_header")
+        # set_header's validation and conversion, and its HTTPHeaders (made by clear())
+        self.header_checks = (
+            replaced("_checked_name") or replaced("_convert_header_value") or replaced("clear")
+        )
+        self.get_status = replaced("get_status")
+
 
 class RequestHandler:
     """Base class for HTTP request handlers: subclass and define ``get()``,
@@ -228,8 +301,14 @@ class RequestHandler:
     _template_loaders: dict[str, template.BaseLoader] = {}
     _template_loader_lock = threading.Lock()
     _stream_request_body = False
+    _overrides: _Overrides | None = None  # each handler class gets its own on first use
 
     def __init__(self, application: "Application", request: HTTPRequest, **kwargs: Any) -> None:
+        cls = type(self)
+        overrides = cls._overrides
+        if overrides is None or overrides.owner is not cls:
+            overrides = cls._overrides = _Overrides(cls)
+        self._overrides = overrides
         self.application = application
         self.request = request
         self._headers_written = False
@@ -237,17 +316,34 @@ class RequestHandler:
         self._auto_finish = True
         self._transforms: list[OutputTransform] | None = None
         self._prepared = False
-        self._reason: str | None = None
-        self._status_code = 200
         self._ui: ObjectDict | None = None
         self.path_args: list[str] = []
         self.path_kwargs: dict[str, str] = {}
-        self.clear()
+        if overrides.clear:
+            self._reason: str | None = None
+            self._status_code = 200
+            self.clear()
+        else:
+            # clear(), inlined
+            second = int(time.time())
+            headers = self._headers = _new_headers(httputil.HTTPHeaders)
+            headers._as_list = {
+                "Server": [_SERVER_HEADER],
+                "Content-Type": ["text/html; charset=UTF-8"],
+                "Date": [_date.value if second == _date.second else _date.refresh(second)],
+            }
+            if overrides.set_default_headers:
+                self._status_code = 200
+                self._reason = None
+                self.set_default_headers()
+            self._write_buffer: list[bytes] = []
+            self._status_code = 200
+            self._reason = None
         if self.no_keep_alive:
             connection = request.connection
             if connection is not None:
                 connection.no_keep_alive = True
-        if kwargs or type(self).initialize is not RequestHandler.initialize:
+        if kwargs or overrides.initialize:
             self.initialize(**kwargs)
 
     # -- hooks -------------------------------------------------------------------
@@ -309,13 +405,15 @@ class RequestHandler:
 
     def clear(self) -> None:
         """Reset headers, buffered output and status for this response."""
-        headers = self._headers = httputil.HTTPHeaders()
+        # __init__ has a copy of this for handlers that do not override clear()
+        second = int(time.time())
+        headers = self._headers = _new_headers(httputil.HTTPHeaders)
         headers._as_list = {
             "Server": [_SERVER_HEADER],
             "Content-Type": ["text/html; charset=UTF-8"],
-            "Date": [date_header()],
+            "Date": [_date.value if second == _date.second else _date.refresh(second)],
         }
-        if type(self).set_default_headers is not RequestHandler.set_default_headers:
+        if self._overrides.set_default_headers:
             self.set_default_headers()
         self._write_buffer: list[bytes] = []
         self._status_code = 200
@@ -341,7 +439,16 @@ class RequestHandler:
     def set_header(self, name: str, value: Any) -> None:
         """Set a response header, replacing earlier values; the value may be
         str, bytes, int or a datetime (sent in HTTP date format)."""
-        self._headers[self._checked_name(name)] = self._convert_header_value(value)
+        if self._overrides.header_checks:
+            self._headers[self._checked_name(name)] = self._convert_header_value(value)
+            return
+        normalized = _checked_header_names.get(name)
+        if normalized is None:
+            normalized = _check_header_name(name)
+        # printable ASCII is what _convert_header_value would return unchanged
+        if type(value) is not str or not (value.isascii() and value.isprintable()):
+            value = RequestHandler._convert_header_value(value)
+        self._headers._as_list[normalized] = [value]
 
     def add_header(self, name: str, value: Any) -> None:
         """Add a response header, keeping earlier values (e.g. ``Set-Cookie``)."""
@@ -638,31 +745,63 @@ class RequestHandler:
             raise RuntimeError("finish() called twice")
         if chunk is not None:
             self.write(chunk)
-        connection = self.request.connection
+        request = self.request
+        connection = request.connection
         if not self._headers_written:
             status = self._status_code
-            method = self.request.method
+            method = request.method
             headers_dict = self._headers._as_list
             if status == 200 and (method == "GET" or method == "HEAD") and "Etag" not in headers_dict:
-                self._set_computed_etag()
-                if self.check_etag_header():
+                if self._overrides.etag:
+                    self._set_computed_etag()
+                    not_modified = self.check_etag_header()
+                else:
+                    # compute_etag() and check_etag_header(), inlined for one body
+                    # piece and for a request without If-None-Match
+                    buffer = self._write_buffer
+                    if len(buffer) == 1:
+                        headers_dict["Etag"] = [f'"{_etag_sha1(buffer[0]).hexdigest()}"']
+                    else:
+                        headers_dict["Etag"] = [self.compute_etag()]
+                    request_headers = request.headers
+                    if type(request_headers) is httputil.HTTPHeaders:
+                        not_modified = (
+                            "If-None-Match" in request_headers._as_list and self.check_etag_header()
+                        )
+                    else:
+                        not_modified = self.check_etag_header()
+                if not_modified:
                     self._write_buffer = []
                     self.set_status(304)
                     status = 304
+            buffer = self._write_buffer
+            chunk = buffer[0] if len(buffer) == 1 else b"".join(buffer)
             if status in _BODYLESS or status < 200:
-                if self._write_buffer and any(self._write_buffer):
+                if chunk:
                     raise RuntimeError(f"Cannot send a body with a {status} response")
                 self._clear_representation_headers()
             elif "Content-Length" not in headers_dict:
-                headers_dict["Content-Length"] = [str(sum(map(len, self._write_buffer)))]
-            chunk = b"".join(self._write_buffer)
+                headers_dict["Content-Length"] = [str(len(chunk))]
             headers = self._headers
-            for transform in self._transforms or ():
-                status, headers, chunk = transform.transform_first_chunk(status, headers, chunk, True)
+            transforms = self._transforms
+            if transforms:
+                for transform in transforms:
+                    status, headers, chunk = transform.transform_first_chunk(status, headers, chunk, True)
             if connection is not None:
                 # raises ValueError for a head that cannot be sent: nothing was
                 # written yet, so the caller can still answer with an error page
-                connection.write_head(status, headers.get_all(), self._reason, body=chunk, finish=True)
+                if type(headers) is httputil.HTTPHeaders:
+                    # get_all() as a list: cheaper than its generator
+                    pairs = []
+                    for name, values in headers._as_list.items():
+                        if len(values) == 1:
+                            pairs.append((name, values[0]))
+                        else:
+                            for value in values:
+                                pairs.append((name, value))
+                else:
+                    pairs = headers.get_all()
+                connection.write_head(status, pairs, self._reason, body=chunk, finish=True)
             self._write_buffer = []
             self._headers_written = True
             self._finished = True
@@ -673,14 +812,24 @@ class RequestHandler:
             self._finished = True
             if connection is not None:
                 connection.finish()
-        self._after_finish()
+        # _after_finish(), inlined
+        if request._finish_time is None:
+            request._finish_time = time.time()
+        self.application.log_request(self)
+        if self._overrides.on_finish:
+            try:
+                self.on_finish()
+            except Exception:
+                app_log.error("Exception in on_finish of %r", request, exc_info=True)
+        self._ui = None
 
     def _after_finish(self) -> None:
+        # finish() has a copy of this
         request = self.request
         if request._finish_time is None:
             request._finish_time = time.time()
         self.application.log_request(self)
-        if type(self).on_finish is not RequestHandler.on_finish:
+        if self._overrides.on_finish:
             try:
                 self.on_finish()
             except Exception:
@@ -785,8 +934,8 @@ class RequestHandler:
         """The ETag of the buffered body (SHA-1), or None to send none."""
         buffer = self._write_buffer
         if len(buffer) == 1:
-            return f'"{hashlib.sha1(buffer[0]).hexdigest()}"'
-        hasher = hashlib.sha1()
+            return f'"{_etag_sha1(buffer[0]).hexdigest()}"'
+        hasher = _etag_sha1()
         for part in buffer:
             hasher.update(part)
         return f'"{hasher.hexdigest()}"'
@@ -1157,8 +1306,7 @@ class RequestHandler:
                 and not getattr(self, "no_xsrf", False)
             ):
                 self.check_xsrf_cookie()
-            cls = type(self)
-            if cls.prepare is not RequestHandler.prepare:  # skip the no-op hook
+            if self._overrides.prepare:  # skip the no-op default
                 result = self.prepare()
                 if result is not None:
                     d = ensure_deferred(result)
@@ -1168,7 +1316,18 @@ class RequestHandler:
             self._prepared = True
             if self._finished or self._stream_request_body:
                 return None
-            return self._call_method()
+            # _call_method(), inlined (prepare() may have changed request.method)
+            name = self.request.method.lower()
+            verb = getattr(self, name, None)
+            if verb is None:
+                verb = self.default
+            args, kwargs = self.path_args, self.path_kwargs
+            result = verb(*args, **kwargs) if args or kwargs else verb()
+            if result is not None:
+                return self._wait_for_method(result, name)
+            if self._auto_finish and not self._finished:
+                self.finish()
+            return None
         except Exception as exc:
             self._handle_error_safely(exc)
             return None
@@ -1195,24 +1354,29 @@ class RequestHandler:
             method = getattr(self, name, None)
             if method is None:
                 method = self.default
-            result = method(*self.path_args, **self.path_kwargs)
+            args, kwargs = self.path_args, self.path_kwargs
+            result = method(*args, **kwargs) if args or kwargs else method()
             if result is not None:
-                if inspect.isgenerator(result):
-                    app_log.warning(
-                        "%s.%s returned a generator: decorate it with @defer.inlineCallbacks",
-                        type(self).__name__,
-                        name,
-                    )
-                    result = defer.inlineCallbacks(lambda: (yield from result))()
-                d = ensure_deferred(result)
-                d.addCallback(self._auto_finish_now)
-                d.addErrback(self._handle_failure)
-                return d
+                return self._wait_for_method(result, name)
             if self._auto_finish and not self._finished:
                 self.finish()
         except Exception as exc:
             self._handle_error_safely(exc)
         return None
+
+    def _wait_for_method(self, result: Any, name: str) -> defer.Deferred:
+        """Finish when what the verb method ``name`` returned is done."""
+        if inspect.isgenerator(result):
+            app_log.warning(
+                "%s.%s returned a generator: decorate it with @defer.inlineCallbacks",
+                type(self).__name__,
+                name,
+            )
+            result = defer.inlineCallbacks(lambda: (yield from result))()
+        d = ensure_deferred(result)
+        d.addCallback(self._auto_finish_now)
+        d.addErrback(self._handle_failure)
+        return d
 
     def _auto_finish_now(self, _: Any) -> None:
         if self._auto_finish and not self._finished:
@@ -1289,6 +1453,15 @@ class RequestHandler:
                 self.on_connection_close()
             except Exception:
                 app_log.error("Exception in on_connection_close", exc_info=True)
+
+
+# RequestHandler's own methods that _Overrides looks for
+_DEFAULT_METHODS = {
+    name: getattr(RequestHandler, name)
+    for name in ("clear", "set_default_headers", "initialize", "prepare", "on_finish", "compute_etag",
+                 "set_etag_header", "check_etag_header", "_checked_name", "_convert_header_value",
+                 "get_status")
+}
 
 
 def _insert_before(html: bytes, marker: bytes, snippet: bytes) -> bytes:
@@ -1963,19 +2136,29 @@ class Application(protocol.ServerFactory):
 
     def _find_handler(self, request: HTTPRequest) -> tuple[type[RequestHandler], dict, list, dict]:
         """(handler class, init kwargs, path args, path kwargs) for a request."""
-        specs = self._host_specs(request)
+        handlers = self.handlers
+        if len(handlers) == 1 and handlers[0][0].pattern == ".*$":
+            specs = handlers[0][1]  # the common case: no virtual hosts
+        else:
+            specs = self._host_specs(request)
         path = request.path
         if specs is not None:
             for spec in specs:
-                match = spec.regex.match(path)
+                regex = spec.regex
+                match = regex.match(path)
                 if match is not None:
-                    if spec.regex.groupindex:
+                    handler_class = spec._handler_class
+                    if isinstance(handler_class, str):
+                        handler_class = spec.handler_class  # a dotted name, imported once
+                    if not regex.groups:
+                        return handler_class, spec.kwargs, _NO_PATH_ARGS, _NO_PATH_KWARGS
+                    if regex.groupindex:
                         groups = {
                             str(k): _unquote_path(v) for k, v in match.groupdict().items() if v is not None
                         }
-                        return spec.handler_class, spec.kwargs, [], groups
+                        return handler_class, spec.kwargs, [], groups
                     args = [_unquote_path(g) if g is not None else None for g in match.groups()]
-                    return spec.handler_class, spec.kwargs, args, {}
+                    return handler_class, spec.kwargs, args, {}
         settings = self.settings
         if settings.get("default_handler_class"):
             return settings["default_handler_class"], settings.get("default_handler_args", {}), [], {}
@@ -2000,7 +2183,17 @@ class Application(protocol.ServerFactory):
 
     def start_request(self, connection: HTTPConnection, request: HTTPRequest) -> "_RequestDispatcher":
         """The request delegate for ``cyclone.httpserver`` (one per request)."""
-        return _RequestDispatcher(self, connection, request)
+        # _RequestDispatcher(self, connection, request), without the cost of
+        # calling a class with an __init__
+        dispatcher = _new_dispatcher(_RequestDispatcher)
+        dispatcher.application = self
+        dispatcher.connection = connection
+        dispatcher.request = request
+        dispatcher.handler = None
+        dispatcher.chunks = None
+        dispatcher.stream = False
+        dispatcher.handler_class = None
+        return dispatcher
 
     def __call__(self, request: HTTPRequest) -> RequestHandler:
         """Serve a request whose body is already read (the original cyclone's
@@ -2016,14 +2209,24 @@ class Application(protocol.ServerFactory):
         if log_function is not None:
             log_function(handler)
             return
-        status = handler.get_status()
+        # get_status(), unless the handler overrides it
+        status = handler.get_status() if handler._overrides.get_status else handler._status_code
         if status < 400:
             level = 20
         elif status < 500:
             level = 30
         else:
             level = 40
-        if not access_log.isEnabledFor(level):
+        # access_log.isEnabledFor(level), without the call for a plain Logger:
+        # that memoizes its answer per level in _cache (emptied whenever a
+        # level changes); a disabled logger's answer is always False
+        if type(access_log) is logging.Logger and not access_log.disabled:
+            enabled = access_log._cache.get(level)
+            if enabled is None:
+                enabled = access_log.isEnabledFor(level)
+        else:
+            enabled = access_log.isEnabledFor(level)
+        if not enabled:
             return
         request_time = 1000.0 * handler.request.request_time()
         access_log.log(level, "%d %s %.2fms", status, handler._request_summary(), request_time)
@@ -2035,10 +2238,16 @@ def _unquote_path(value: str) -> bytes:
 
 
 _NO_TRANSFORMS: list = []  # shared, never mutated
+# a _RequestDispatcher without a call to its __init__ (start_request sets its attributes)
+_new_dispatcher = object.__new__
+# what a pattern without groups passes to the handler: shared, never mutated
+_NO_PATH_ARGS: tuple = ()
+_NO_PATH_KWARGS: dict = {}
 
 
 class _RequestDispatcher:
-    """The request delegate ``Application.start_request`` returns."""
+    """The request delegate ``Application.start_request`` returns (which sets
+    the attributes of ``__init__`` itself)."""
 
     __slots__ = ("application", "connection", "request", "handler", "chunks", "stream", "handler_class",
                  "handler_kwargs", "path_args", "path_kwargs")
@@ -2048,21 +2257,19 @@ class _RequestDispatcher:
         self.connection = connection
         self.request = request
         self.handler: RequestHandler | None = None
-        self.chunks: list[bytes] = []
+        self.chunks: list[bytes] | None = None  # the body's pieces; most requests have none
         self.stream = False
+        self.handler_class: type[RequestHandler] | None = None  # set by headers_received()
 
     def headers_received(self) -> Any:
-        application = self.application
-        cls, kwargs, args, path_kwargs = application._find_handler(self.request)
+        cls, kwargs, args, path_kwargs = self.application._find_handler(self.request)
         self.handler_class, self.handler_kwargs = cls, kwargs
         self.path_args, self.path_kwargs = args, path_kwargs
-        self.stream = getattr(cls, "_stream_request_body", False)
-        if self.stream:
+        if getattr(cls, "_stream_request_body", False):
+            self.stream = True
             # prepare() runs now; the body waits until it is done
-            self._make_handler()
-            handler = self.handler
-            result = handler._execute(self._transforms(), *args, **path_kwargs) if handler else None
-            return result
+            handler = self._make_handler()
+            return handler._execute(self._transforms(), *args, **path_kwargs)
         return None
 
     def _transforms(self) -> list:
@@ -2072,19 +2279,32 @@ class _RequestDispatcher:
         request = self.request
         return [t(request) for t in transforms]
 
-    def _make_handler(self) -> None:
+    def _make_handler(self) -> RequestHandler:
         try:
-            self.handler = self.handler_class(self.application, self.request, **self.handler_kwargs)
+            if self.handler_kwargs:
+                handler = self.handler_class(self.application, self.request, **self.handler_kwargs)
+            else:
+                handler = self.handler_class(self.application, self.request)
         except Exception:
-            app_log.error("Error creating %r for %r", self.handler_class, self.request, exc_info=True)
-            handler = RequestHandler(self.application, self.request)
-            self.handler = handler
-            handler._transforms = []
-            handler.send_error(500)
+            handler = self._handler_failed()
+        self.handler = handler
+        return handler
+
+    def _handler_failed(self) -> RequestHandler:
+        """The handler class could not be instantiated: answer 500."""
+        app_log.error("Error creating %r for %r", self.handler_class, self.request, exc_info=True)
+        handler = RequestHandler(self.application, self.request)
+        handler._transforms = []
+        self.handler = handler
+        handler.send_error(500)
+        return handler
 
     def data_received(self, chunk: bytes) -> Any:
         if not self.stream:
-            self.chunks.append(chunk)
+            if self.chunks is None:
+                self.chunks = [chunk]
+            else:
+                self.chunks.append(chunk)
             return None
         handler = self.handler
         if handler is None or handler._finished:
@@ -2106,37 +2326,56 @@ class _RequestDispatcher:
             if handler is not None and not handler._finished and handler._prepared:
                 handler._call_method()
             return
+        # the common request: its body is all here; make the handler and run it
+        # (the steps of _make_handler() and _transforms(), inlined)
+        application = self.application
         request = self.request
         chunks = self.chunks
-        self.chunks = []
+        if chunks:
+            self.chunks = None
+            try:
+                request._set_body(chunks)
+            except httputil.HTTPInputError as exc:
+                gen_log.info("400 Bad Request from %s: %s", request.remote_ip, exc)
+                self.handler_class, self.handler_kwargs = ErrorHandler, {"status_code": 400}
+                self.path_args, self.path_kwargs = [], {}
+        if self.handler_class is None:  # Application.__call__: headers_received() was not called
+            cls, kwargs, args, path_kwargs = application._find_handler(request)
+            self.handler_class, self.handler_kwargs = cls, kwargs
+            self.path_args, self.path_kwargs = args, path_kwargs
         try:
-            request._set_body(chunks)
-        except httputil.HTTPInputError as exc:
-            gen_log.info("400 Bad Request from %s: %s", request.remote_ip, exc)
-            self.handler_class, self.handler_kwargs = ErrorHandler, {"status_code": 400}
-            self.path_args, self.path_kwargs = [], {}
-        self.execute()
-
-    def execute(self) -> None:
-        if self.handler is None:
-            if not hasattr(self, "handler_class"):
-                cls, kwargs, args, path_kwargs = self.application._find_handler(self.request)
-                self.handler_class, self.handler_kwargs = cls, kwargs
-                self.path_args, self.path_kwargs = args, path_kwargs
-            self._make_handler()
-            if self.handler._finished:
-                return
-        if self.application.settings.get("compiled_template_cache", True) is False:
+            handler_kwargs = self.handler_kwargs
+            if handler_kwargs:
+                handler = self.handler_class(application, request, **handler_kwargs)
+            else:
+                handler = self.handler_class(application, request)
+        except Exception:
+            handler = self._handler_failed()
+        self.handler = handler
+        if handler._finished:
+            return
+        settings = application.settings
+        if settings.get("compiled_template_cache", True) is False:
             with RequestHandler._template_loader_lock:
                 for loader in RequestHandler._template_loaders.values():
                     loader.reset()
-        if self.application.settings.get("static_hash_cache", True) is False:
+        if settings.get("static_hash_cache", True) is False:
             StaticFileHandler.reset()
-        self.handler._execute(self._transforms(), *self.path_args, **self.path_kwargs)
+        transform_classes = application.transforms
+        transforms = [t(request) for t in transform_classes] if transform_classes else _NO_TRANSFORMS
+        args, kwargs = self.path_args, self.path_kwargs
+        if args or kwargs:
+            handler._execute(transforms, *args, **kwargs)
+        else:
+            handler._execute(transforms)
+
+    def execute(self) -> None:
+        """Serve a request whose body is already read (``Application.__call__``)."""
+        self.finish()
 
     def on_connection_close(self) -> None:
         handler = self.handler
-        self.chunks = []
+        self.chunks = None
         if handler is not None:
             handler._on_connection_lost()
 
