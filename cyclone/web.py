@@ -2217,16 +2217,7 @@ class Application(protocol.ServerFactory):
             level = 30
         else:
             level = 40
-        # access_log.isEnabledFor(level), without the call for a plain Logger:
-        # that memoizes its answer per level in _cache (emptied whenever a
-        # level changes); a disabled logger's answer is always False
-        if type(access_log) is logging.Logger and not access_log.disabled:
-            enabled = access_log._cache.get(level)
-            if enabled is None:
-                enabled = access_log.isEnabledFor(level)
-        else:
-            enabled = access_log.isEnabledFor(level)
-        if not enabled:
+        if not access_log.isEnabledFor(level):
             return
         request_time = 1000.0 * handler.request.request_time()
         access_log.log(level, "%d %s %.2fms", status, handler._request_summary(), request_time)
