@@ -441,8 +441,11 @@ class HTTPServerRequest:
 
     def _parse_body(self) -> None:
         """Fill ``body_arguments``, ``files`` and ``arguments`` from the body."""
+        content_type = self.headers.get("Content-Type", "")
+        if "form" not in content_type.lower():
+            return  # only the two form types carry arguments: the rest is ignored
         parse_body_arguments(
-            self.headers.get("Content-Type", ""),
+            content_type,
             self.body,
             self.body_arguments,
             self.files,
