@@ -110,6 +110,7 @@ class ServerConfig:
         "body_timeout",
         "shortest_timeout",
         "sweeper",
+        "start_request",
     )
 
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
@@ -132,8 +133,10 @@ class ServerConfig:
         self.body_timeout = settings.get("body_timeout", 300.0) or None
         timeouts = [t for t in (self.idle_timeout, self.header_timeout, self.body_timeout) if t]
         self.shortest_timeout = min(timeouts) if timeouts else None
-        #: the _DeadlineSweeper of this server's connections
+        #: the _DeadlineSweeper of this server's connections (set by _config_for)
         self.sweeper: _DeadlineSweeper | None = None
+        #: the factory's ``start_request`` (set by _config_for)
+        self.start_request: Callable | None = None
 
 
 class _DeadlineSweeper:
@@ -200,6 +203,9 @@ def _config_for(factory: Any) -> ServerConfig:
     config = getattr(factory, "_cyclone_server_config", None)
     if config is None:
         config = ServerConfig(getattr(factory, "settings", None))
+        # the factory's own answers, taken once like its settings
+        config.start_request = getattr(factory, "start_request", None)
+        config.sweeper = _DeadlineSweeper(getattr(factory, "clock", None) or _reactor())
         try:
             factory._cyclone_server_config = config
         except AttributeError:  # a factory with __slots__: resolve every time
@@ -362,12 +368,10 @@ class HTTPConnection(protocol.Protocol):
         return self.factory
 
     def connectionMade(self) -> None:
-        factory = self.factory
-        config = _config_for(factory)
+        config = _config_for(self.factory)
         self._config = config
-        self._clock = getattr(factory, "clock", None) or _reactor()
         self._parser = http1.RequestParser(config.limits)
-        self._start_request = getattr(factory, "start_request", None)
+        self._start_request = config.start_request
         self.xheaders = config.xheaders
         self.no_keep_alive = config.no_keep_alive
         transport = self.transport
@@ -378,12 +382,11 @@ class HTTPConnection(protocol.Protocol):
         self._blocked = self._closed = self._reading_paused = self._continue_sent = False
         self._upgraded = None
         transport.registerProducer(self, True)
-        self._set_deadline("idle")
-        clock = self._clock
-        sweeper = config.sweeper
-        if sweeper is None or sweeper.clock is not clock:
-            sweeper = config.sweeper = _DeadlineSweeper(clock)
-        self._sweeper = sweeper
+        self._sweeper = sweeper = config.sweeper
+        self._clock = clock = sweeper.clock
+        idle_timeout = config.idle_timeout
+        self._deadline_kind = "idle"
+        self._deadline = clock.seconds() + idle_timeout if idle_timeout else None
         sweeper.watch(self, config.shortest_timeout)
 
     # -- reading --------------------------------------------------------------------
