@@ -260,7 +260,7 @@ class _Overrides:
     class that computed it).
     """
 
-    __slots__ = ("clear", "etag", "get_status", "header_checks", "initialize", "on_finish", "owner", "prepare",
+    __slots__ = ("etag", "get_status", "header_checks", "initialize", "on_finish", "owner", "prepare",
                  "set_default_headers")
 
     def __init__(self, cls: type) -> None:
@@ -269,7 +269,6 @@ class _Overrides:
             return getattr(cls, name) is not _DEFAULT_METHODS[name]
 
         self.owner = cls
-        self.clear = replaced("clear")
         self.set_default_headers = replaced("set_default_headers")
         self.initialize = replaced("initialize")
         self.prepare = replaced("prepare")
@@ -319,26 +318,9 @@ class RequestHandler:
         self._ui: ObjectDict | None = None
         self.path_args: list[str] = []
         self.path_kwargs: dict[str, str] = {}
-        if overrides.clear:
-            self._reason: str | None = None
-            self._status_code = 200
-            self.clear()
-        else:
-            # clear(), inlined
-            second = int(time.time())
-            headers = self._headers = _new_headers(httputil.HTTPHeaders)
-            headers._as_list = {
-                "Server": [_SERVER_HEADER],
-                "Content-Type": ["text/html; charset=UTF-8"],
-                "Date": [_date.value if second == _date.second else _date.refresh(second)],
-            }
-            if overrides.set_default_headers:
-                self._status_code = 200
-                self._reason = None
-                self.set_default_headers()
-            self._write_buffer: list[bytes] = []
-            self._status_code = 200
-            self._reason = None
+        self._reason: str | None = None
+        self._status_code = 200
+        self.clear()
         if self.no_keep_alive:
             connection = request.connection
             if connection is not None:
@@ -405,7 +387,6 @@ class RequestHandler:
 
     def clear(self) -> None:
         """Reset headers, buffered output and status for this response."""
-        # __init__ has a copy of this for handlers that do not override clear()
         second = int(time.time())
         headers = self._headers = _new_headers(httputil.HTTPHeaders)
         headers._as_list = {
@@ -812,19 +793,9 @@ class RequestHandler:
             self._finished = True
             if connection is not None:
                 connection.finish()
-        # _after_finish(), inlined
-        if request._finish_time is None:
-            request._finish_time = time.time()
-        self.application.log_request(self)
-        if self._overrides.on_finish:
-            try:
-                self.on_finish()
-            except Exception:
-                app_log.error("Exception in on_finish of %r", request, exc_info=True)
-        self._ui = None
+        self._after_finish()
 
     def _after_finish(self) -> None:
-        # finish() has a copy of this
         request = self.request
         if request._finish_time is None:
             request._finish_time = time.time()
@@ -1316,18 +1287,7 @@ class RequestHandler:
             self._prepared = True
             if self._finished or self._stream_request_body:
                 return None
-            # _call_method(), inlined (prepare() may have changed request.method)
-            name = self.request.method.lower()
-            verb = getattr(self, name, None)
-            if verb is None:
-                verb = self.default
-            args, kwargs = self.path_args, self.path_kwargs
-            result = verb(*args, **kwargs) if args or kwargs else verb()
-            if result is not None:
-                return self._wait_for_method(result, name)
-            if self._auto_finish and not self._finished:
-                self.finish()
-            return None
+            return self._call_method()
         except Exception as exc:
             self._handle_error_safely(exc)
             return None
@@ -2318,7 +2278,6 @@ class _RequestDispatcher:
                 handler._call_method()
             return
         # the common request: its body is all here; make the handler and run it
-        # (the steps of _make_handler() and _transforms(), inlined)
         application = self.application
         request = self.request
         chunks = self.chunks
@@ -2334,15 +2293,7 @@ class _RequestDispatcher:
             cls, kwargs, args, path_kwargs = application._find_handler(request)
             self.handler_class, self.handler_kwargs = cls, kwargs
             self.path_args, self.path_kwargs = args, path_kwargs
-        try:
-            handler_kwargs = self.handler_kwargs
-            if handler_kwargs:
-                handler = self.handler_class(application, request, **handler_kwargs)
-            else:
-                handler = self.handler_class(application, request)
-        except Exception:
-            handler = self._handler_failed()
-        self.handler = handler
+        handler = self._make_handler()
         if handler._finished:
             return
         settings = application.settings
@@ -2352,8 +2303,7 @@ class _RequestDispatcher:
                     loader.reset()
         if settings.get("static_hash_cache", True) is False:
             StaticFileHandler.reset()
-        transform_classes = application.transforms
-        transforms = [t(request) for t in transform_classes] if transform_classes else _NO_TRANSFORMS
+        transforms = self._transforms()
         args, kwargs = self.path_args, self.path_kwargs
         if args or kwargs:
             handler._execute(transforms, *args, **kwargs)
