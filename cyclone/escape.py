@@ -51,13 +51,42 @@ def xhtml_unescape(value: str | bytes) -> str:
     return html.unescape(to_unicode(value))
 
 
+try:
+    from json.encoder import c_make_encoder as _c_make_encoder
+except ImportError:  # pragma: no cover - a Python without the _json accelerator
+    _c_make_encoder = None
+
+if _c_make_encoder is not None:
+    # json.dumps() with its defaults builds this C encoder on every call, which
+    # costs more than encoding a small document; one made once does the same
+    # work. It skips the circular-reference check (markers=None): a circular
+    # value ends in RecursionError instead of json's ValueError.
+    _encode_json_chunks = _c_make_encoder(
+        None,  # markers
+        json.JSONEncoder().default,  # TypeError for what JSON cannot carry
+        json.encoder.encode_basestring_ascii,  # ensure_ascii=True
+        None,  # indent
+        ": ",
+        ", ",
+        False,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan
+    )
+
+    def _dumps(value: Any) -> str:
+        return "".join(_encode_json_chunks(value, 0))
+else:  # pragma: no cover
+    _dumps = json.dumps
+
+
 def json_encode(value: Any) -> str:
-    """Serialize ``value`` to JSON, escaping ``</`` as ``<\\/``.
+    """Serialize ``value`` to JSON (what ``json.dumps`` gives), escaping
+    ``</`` as ``<\\/``.
 
     The escape keeps the output from closing a ``<script>`` element when it is
     embedded in HTML; JSON parsers read ``\\/`` back as ``/``.
     """
-    return json.dumps(value).replace("</", "<\\/")
+    return _dumps(value).replace("</", "<\\/")
 
 
 def json_decode(value: str | bytes) -> Any:

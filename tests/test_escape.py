@@ -384,3 +384,26 @@ def test_linkify_is_linear_on_pathological_input():
     # of them would rescan the run every time.
     words = "ab-" * 100_000
     assert linkify(words) == words
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text() | st.integers() | st.booleans() | st.none(), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON_VALUES)
+def test_json_encode_is_json_dumps_with_script_escape(value):
+    assert json_encode(value) == json.dumps(value).replace("</", "<\\/")
+
+
+def test_json_encode_refuses_what_json_cannot_carry():
+    with pytest.raises(TypeError):
+        json_encode({"a": object()})
+    circular: list = []
+    circular.append(circular)
+    with pytest.raises((ValueError, RecursionError)):
+        json_encode(circular)
+    assert json_encode({"after": "errors"}) == '{"after": "errors"}'  # nothing left over
