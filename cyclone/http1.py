@@ -522,8 +522,11 @@ class RequestParser:
     def _read_head(self):
         """The common request, parsed in few steps; anything else (and every
         error) goes to _read_head_general, so both agree on what is valid."""
+        buf = self._buf
+        if not buf:  # between requests of a keep-alive connection
+            return NEED_DATA
         # one call splits off the head (partition needs no argument parsing)
-        head_bytes, blank_line, rest = self._buf.partition(b"\r\n\r\n")
+        head_bytes, blank_line, rest = buf.partition(b"\r\n\r\n")
         if not blank_line or len(head_bytes) > self._simple_head_max:
             return self._read_head_general()
         text = head_bytes.decode("latin-1")

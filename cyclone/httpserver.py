@@ -461,16 +461,7 @@ class HTTPConnection(protocol.Protocol):
         scheme = "https" if self._ssl else "http"
         if self.xheaders:
             remote_ip, scheme = self._apply_xheaders(headers, self.remote_ip, scheme)
-        request = HTTPRequest(
-            head.method,
-            head.target,
-            head.version,
-            headers,
-            remote_ip=remote_ip,
-            protocol=scheme,
-            host=head.host,
-            connection=self,
-        )
+        request = HTTPRequest._from_head(head, headers, self, remote_ip, scheme)
         self._request = request
         if head.chunked or head.content_length:
             self._set_deadline("body")

@@ -338,6 +338,28 @@ class HTTPServerRequest:
         self._start_time = time.time()
         self.path, _, self.query = (uri or "").partition("?")
 
+    @classmethod
+    def _from_head(
+        cls, head: Any, headers: HTTPHeaders, connection: Any, remote_ip: str | None, protocol: str
+    ) -> HTTPServerRequest:
+        """The request of a parsed head (``cyclone.http1.RequestHead``): what
+        ``__init__`` does for the connection, without the cost of its keyword
+        arguments."""
+        request = cls.__new__(cls)
+        request.method = head.method
+        uri = request.uri = head.target
+        request.version = head.version
+        request.headers = headers
+        if remote_ip is not None:
+            request.remote_ip = remote_ip
+        if protocol != "http":
+            request.protocol = protocol
+        request.host = head.host or headers.get("Host") or "127.0.0.1"
+        request.connection = connection
+        request._start_time = time.time()
+        request.path, _, request.query = uri.partition("?")
+        return request
+
     # Defaults read from the class until set on the request: most requests
     # never change them, and each saves a store per request.
     body = b""
