@@ -275,28 +275,41 @@ def _has_direct_send_attributes(transport: Any) -> bool:
 
 
 class _TurnSender:
-    """Sends what connections wrote during one reactor turn, together, when
-    the turn's events have all been handled.
+    """Sends what connections wrote during a reactor turn, together, straight
+    to their sockets, once the turn's events and the next poll's have been
+    handled.
 
     Twisted's ``transport.write()`` buffers and sends when the reactor next
     finds the socket writable: two ``epoll_ctl`` calls and a ``doWrite`` per
     response. Sending each response at once instead wakes the peer once per
     response, which costs more (measured: ~10% fewer requests/s at 50
-    connections). One ``callLater(0)`` per turn gets both: all responses of
-    a turn leave back to back, straight to their sockets. (Sending every
-    N responses, for N from 4 to 32, measured slower and no better at p99.)
+    connections). Sending a turn's responses back to back wakes it once.
+
+    The flush waits for one more poll of the reactor (non-blocking, as a call
+    is due): requests that arrived while the turn ran are answered in the same
+    batch. Flushing right after the turn splits busy connections into two
+    groups that take turns, each waiting for the other's: at 50 connections
+    the p99 latency was twice the median (1.8 ms); with the extra poll it is
+    within 1.3× (1.2–1.4 ms), at the same throughput. (Sending every N
+    responses, for N from 4 to 32, measured slower and no better at p99.)
     """
 
     def __init__(self) -> None:
         self._waiting: list[HTTPConnection] = []
+        self._polled = False
 
-    def add(self, connection: "HTTPConnection") -> None:
+    def add(self, connection: HTTPConnection) -> None:
         waiting = self._waiting
         waiting.append(connection)
         if len(waiting) == 1:
             _reactor().callLater(0, self.send_all)
 
     def send_all(self) -> None:
+        if not self._polled:
+            self._polled = True  # once more round the reactor first
+            _reactor().callLater(0, self.send_all)
+            return
+        self._polled = False
         waiting = self._waiting
         self._waiting = []
         for connection in waiting:
