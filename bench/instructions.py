@@ -44,8 +44,10 @@ HOST = b"Host: 127.0.0.1:8888\r\n"
 REQUESTS = {
     "hello": b"GET / HTTP/1.1\r\n" + HOST + b"\r\n",
     "json": b"GET /json HTTP/1.1\r\n" + HOST + b"\r\n",
-    "echo": (b"POST /echo HTTP/1.1\r\n" + HOST + b"Content-Length: 4096\r\n"
-             b"Content-Type: application/octet-stream\r\n\r\n" + b"0123456789abcdef" * 256),
+    "echo": (
+        b"POST /echo HTTP/1.1\r\n" + HOST + b"Content-Length: 4096\r\n"
+        b"Content-Type: application/octet-stream\r\n\r\n" + b"0123456789abcdef" * 256
+    ),
     "close": b"GET / HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n",
 }
 
@@ -152,8 +154,12 @@ def instructions(stage: str, count: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated, from: " + ", ".join(STAGES))
-    parser.add_argument("--serve", nargs=2, metavar=("STAGE", "COUNT"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--stages", default=",".join(STAGES), help="comma-separated, from: " + ", ".join(STAGES)
+    )
+    parser.add_argument(
+        "--serve", nargs=2, metavar=("STAGE", "COUNT"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.serve:
         serve(args.serve[0], int(args.serve[1]))
