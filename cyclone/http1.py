@@ -765,27 +765,15 @@ class RequestParser:
     # -- bodies -------------------------------------------------------------------
 
     def _read_body_cl(self):
-        # _take_body_bytes inlined: most bodies arrive with their head
-        remaining = self._remaining
-        body_seen = self._body_seen
-        if not body_seen and remaining > self._body_limit:
+        if self._body_seen == 0 and self._remaining > self._body_limit:
             raise _Reject(413, "request body too large")
-        buf = self._buf
-        if not buf:
+        if not self._buf:
             return NEED_DATA
-        size = len(buf)
-        if size < remaining:  # more of the body is to come
-            chunk = buf
-            self._buf = b""
-            self._remaining = remaining - size
-            self._body_seen = body_seen + size
-        else:  # the rest of the body, maybe followed by the next request
-            chunk = buf[:remaining]
-            self._buf = buf[remaining:]
-            self._remaining = 0
-            self._body_seen = body_seen + remaining
+        chunk = self._take_body_bytes()
+        self._body_seen += len(chunk)
+        if not self._remaining:
             self._state = _S_END
-        data = _new_event(Data)  # Data(chunk), cheaper
+        data = _new_event(Data)  # Data(chunk), without the cost of __init__
         data.data = chunk
         return data
 

@@ -396,10 +396,8 @@ class HTTPConnection(protocol.Protocol):
         self._upgraded = None
         transport.registerProducer(self, True)
         self._sweeper = sweeper = config.sweeper
-        self._clock = clock = sweeper.clock
-        idle_timeout = config.idle_timeout
-        self._deadline_kind = "idle"
-        self._deadline = clock.seconds() + idle_timeout if idle_timeout else None
+        self._clock = sweeper.clock
+        self._set_deadline("idle")
         sweeper.watch(self, config.shortest_timeout)
 
     # -- reading --------------------------------------------------------------------

@@ -117,25 +117,6 @@ except ImportError:  # pragma: no cover - a Python built without it
 _new_headers = object.__new__
 
 
-class _DateOfSecond:
-    """The ``Date`` header value of the current second: httpserver's
-    ``date_header()`` is asked once a second rather than on every response."""
-
-    __slots__ = ("second", "value")
-
-    def __init__(self) -> None:
-        self.second = -1
-        self.value = ""
-
-    def refresh(self, second: int) -> str:
-        self.second = second
-        self.value = date_header()
-        return self.value
-
-
-_date = _DateOfSecond()
-
-
 # ----------------------------------------------------------------------------
 # Exceptions
 # ----------------------------------------------------------------------------
@@ -387,12 +368,11 @@ class RequestHandler:
 
     def clear(self) -> None:
         """Reset headers, buffered output and status for this response."""
-        second = int(time.time())
         headers = self._headers = _new_headers(httputil.HTTPHeaders)
         headers._as_list = {
             "Server": [_SERVER_HEADER],
             "Content-Type": ["text/html; charset=UTF-8"],
-            "Date": [_date.value if second == _date.second else _date.refresh(second)],
+            "Date": [date_header()],
         }
         if self._overrides.set_default_headers:
             self.set_default_headers()
