@@ -349,6 +349,8 @@ class HTTPConnection(protocol.Protocol):
     #: the socket written to directly (see ``_TurnSender``), or None
     _socket: Any = None
     _pending_size = 0
+    #: close once the kept output is sent
+    _close_when_sent = False
     #: a handler sets this to close the connection after its response
     no_keep_alive = False
     #: trust X-Real-Ip / X-Forwarded-For and X-Scheme / X-Forwarded-Proto
@@ -625,7 +627,7 @@ class HTTPConnection(protocol.Protocol):
         data = b"".join(pending) if len(pending) > 1 else pending[0]
         transport = self.transport
         if (
-            self._socket is None  # the response before a close (see write_head)
+            self._socket is None
             or transport.dataBuffer
             or transport._tempDataBuffer
             or transport.TLS
@@ -640,6 +642,13 @@ class HTTPConnection(protocol.Protocol):
                 sent = 0
             if sent < len(data):
                 transport.write(data[sent:] if sent else data)
+            elif self._close_when_sent:
+                # Nothing is left to send: close now, as Twisted's own
+                # loseConnection does once its buffer has drained.
+                transport.connectionLost(protocol.connectionDone)
+                return
+        if self._close_when_sent:
+            transport.loseConnection()
 
     def write_head(
         self,
@@ -662,10 +671,6 @@ class HTTPConnection(protocol.Protocol):
         writer = http1.ResponseWriter(self._head, keep_alive)
         data = writer.head(status, headers, reason)
         self._writer = writer
-        if not writer.keep_alive:
-            # The last response: Twisted sends it with the FIN in one doWrite,
-            # so the peer wakes once rather than twice.
-            self._socket = None
         if body:
             data += writer.body(body)
         if finish:
@@ -800,7 +805,9 @@ class HTTPConnection(protocol.Protocol):
             return
         self._closed = True
         self._set_deadline(None)
-        self._send_pending()
+        if self._pending is not None:
+            self._close_when_sent = True
+            return
         self.transport.loseConnection()
 
     # -- IPushProducer (the transport tells us when its buffer is full) ---------------

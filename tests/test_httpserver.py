@@ -39,9 +39,11 @@ class Recorder:
         self.stream_chunks: list[bytes] = []
         self.upgraded: list[protocol.Protocol] = []
         self.transports: list = []
+        self.connection_transports: list = []
 
     def start_request(self, connection, request):
         self.connections.append(id(connection))
+        self.connection_transports.append(connection.transport)
         return RouteDelegate(self, connection, request)
 
 
@@ -656,6 +658,53 @@ def test_response_the_socket_takes_in_part_arrives_whole(serve, app):
     assert (status1, status2) == (200, 200)
     assert body1 == bytes(range(256)) * 240
     assert body2 == b"hello"
+
+
+@inline
+def test_close_response_is_sent_then_the_connection_leaves_the_reactor(serve, app):
+    """The last response goes straight to the socket, and the connection is
+    closed at once (FIN, not RST) and forgotten by the reactor."""
+    port = serve()
+    data = yield in_thread(raw_exchange, port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    [(status, headers, body)] = parse_responses(data)
+    assert (status, headers["Connection"], body) == (200, "close", b"hello")
+    [transport] = app.connection_transports
+    yield poll_until(lambda: transport.disconnected)
+    assert transport not in reactor.getReaders() and transport not in reactor.getWriters()
+    assert not hasattr(transport, "socket")  # closed by Twisted's connectionLost
+    assert app.finish_results == [None] and app.closed == []
+
+
+@inline
+def test_close_response_the_socket_takes_in_part_arrives_whole(serve, app):
+    """What the socket does not take of the last response stays with the
+    transport, which closes once it has sent it."""
+    port = serve()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    try:
+        sock.sendall(b"GET /sized HTTP/1.1\r\nHost: x\r\nX-Size: 61440\r\nConnection: close\r\n\r\n")
+        yield poll_until(lambda: app.transports)
+        transport = app.transports[0]
+        yield poll_until(lambda: transport.dataBuffer or transport._tempDataBuffer)
+        assert transport.connected  # waiting for the client to read the rest
+
+        def read_to_end():
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+        data = yield in_thread(read_to_end)
+    finally:
+        sock.close()
+    [(status, headers, body)] = parse_responses(data)
+    assert (status, headers["Connection"]) == (200, "close")
+    assert body == bytes(range(256)) * 240
+    yield poll_until(lambda: transport.disconnected)
+    assert transport not in reactor.getWriters()
 
 
 # -- disconnect notification ------------------------------------------------------------------------------
