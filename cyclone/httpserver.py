@@ -60,7 +60,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from twisted.internet import defer, protocol, tcp
-from twisted.internet.interfaces import IPushProducer, ISSLTransport
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer, ISSLTransport
 from twisted.python import failure
 from zope.interface import implementer
 
@@ -292,6 +292,10 @@ class _TurnSender:
     the p99 latency was twice the median (1.8 ms); with the extra poll it is
     within 1.3× (1.2–1.4 ms), at the same throughput. (Sending every N
     responses, for N from 4 to 32, measured slower and no better at p99.)
+
+    The last responses of closing connections do not wait for that poll: no
+    request can follow on them, and the sooner they close the less the
+    server carries.
     """
 
     def __init__(self) -> None:
@@ -308,6 +312,16 @@ class _TurnSender:
         if not self._polled:
             self._polled = True  # once more round the reactor first
             _reactor().callLater(0, self.send_all)
+            waiting = self._waiting
+            for connection in waiting:
+                if connection._close_when_sent:
+                    break
+            else:
+                return
+            self._waiting = [c for c in waiting if not c._close_when_sent]
+            for connection in waiting:
+                if connection._close_when_sent:
+                    connection._send_pending()
             return
         self._polled = False
         waiting = self._waiting
@@ -317,6 +331,36 @@ class _TurnSender:
 
 
 _turn_sender = _TurnSender()
+
+
+class _FirstReader:
+    """Reads what new connections have received straight from their sockets,
+    once the reactor turn that accepted them is over, before the next poll.
+
+    A client sends its request as soon as its connection is up, so by the end
+    of the turn that accepted it the request is usually there (about 70% of
+    the time at 50 connections with ``Connection: close``). Reading it here
+    saves the reactor's read dispatch, about 2 µs of Twisted's per event;
+    when nothing is there yet the reactor reads it as usual.
+    """
+
+    def __init__(self) -> None:
+        self._fresh: list[HTTPConnection] = []
+
+    def add(self, connection: HTTPConnection) -> None:
+        fresh = self._fresh
+        fresh.append(connection)
+        if len(fresh) == 1:
+            _reactor().callLater(0, self.read_all)
+
+    def read_all(self) -> None:
+        fresh = self._fresh
+        self._fresh = []
+        for connection in fresh:
+            connection._read_first()
+
+
+_first_reader = _FirstReader()
 
 
 def _peer_ip(transport: Any) -> str:
@@ -338,7 +382,7 @@ def _valid_ip(ip: str) -> bool:
     return True
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IHalfCloseableProtocol)
 class HTTPConnection(protocol.Protocol):
     """One HTTP/1.1 server connection (a Twisted ``Protocol``)."""
 
@@ -401,6 +445,35 @@ class HTTPConnection(protocol.Protocol):
         self._clock = sweeper.clock
         self._set_deadline("idle")
         sweeper.watch(self, config.shortest_timeout)
+        if self._socket is not None:
+            _first_reader.add(self)
+
+    def _read_first(self) -> None:
+        """Read the socket of this new connection now (see ``_FirstReader``)."""
+        if (
+            self._closed
+            or self._request is not None
+            or self._pending is not None
+            or self._upgraded is not None
+            or self._reading_paused
+            or self._parser.buffered
+        ):
+            return  # the reactor has read from it already
+        transport = self.transport
+        if not transport.connected or transport.disconnecting:
+            return
+        try:
+            data = self._socket.recv(65536)
+        except OSError:  # nothing yet, or an error the reactor will report
+            return
+        if not data:
+            return  # the end of the stream: the reactor sees it too
+        try:
+            self.dataReceived(data)
+        except Exception:
+            # what the reactor does when dataReceived raises
+            gen_log.error("Unhandled error reading %r", self, exc_info=True)
+            transport.connectionLost(failure.Failure())
 
     # -- reading --------------------------------------------------------------------
 
@@ -860,6 +933,32 @@ class HTTPConnection(protocol.Protocol):
         self.reject(408)
 
     # -- connection loss ---------------------------------------------------------------------
+
+    def readConnectionLost(self) -> None:
+        """The peer sends nothing more (a FIN): what was written is sent,
+        then the connection closes.
+
+        As with Tornado and twisted.web, a request still being answered is
+        told the connection closed (``on_connection_close``): a client that
+        has gone cannot be told from one that only half-closed. Without this,
+        a response already written but not yet sent would be lost.
+        """
+        upgraded = self._upgraded
+        if upgraded is not None:
+            half_closeable = IHalfCloseableProtocol(upgraded, None)
+            if half_closeable is not None:
+                half_closeable.readConnectionLost()
+            else:
+                self.transport.loseConnection()
+            return
+        self._shutdown()
+
+    def writeConnectionLost(self) -> None:
+        upgraded = self._upgraded
+        if upgraded is not None:
+            half_closeable = IHalfCloseableProtocol(upgraded, None)
+            if half_closeable is not None:
+                half_closeable.writeConnectionLost()
 
     def connectionLost(self, reason: failure.Failure = protocol.connectionDone) -> None:
         upgraded = self._upgraded

@@ -48,8 +48,13 @@ class Recorder:
 
 
 class Echo(protocol.Protocol):
+    lost = False
+
     def dataReceived(self, data):
         self.transport.write(data.upper())
+
+    def connectionLost(self, reason):
+        self.lost = True
 
 
 class RouteDelegate:
@@ -705,6 +710,151 @@ def test_close_response_the_socket_takes_in_part_arrives_whole(serve, app):
     assert body == bytes(range(256)) * 240
     yield poll_until(lambda: transport.disconnected)
     assert transport not in reactor.getWriters()
+
+
+# -- the first read of a new connection -------------------------------------------------------------
+
+
+class MadeConnections(HTTPServer):
+    """The HTTPServer of the tests, keeping the connections it makes."""
+
+    def __init__(self, app, **settings):
+        super().__init__(app, **settings)
+        self.made = []
+
+    def buildProtocol(self, addr):
+        connection = super().buildProtocol(addr)
+        self.made.append(connection)
+        return connection
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """How many times the reactor read each transport (Twisted's doRead)."""
+    from twisted.internet import tcp
+
+    counts: dict = {}
+    original = tcp.Connection.doRead
+
+    def counting(transport):
+        counts[transport] = counts.get(transport, 0) + 1
+        return original(transport)
+
+    monkeypatch.setattr(tcp.Connection, "doRead", counting)
+    return counts
+
+
+def recv_until(sock, end: bytes) -> bytes:
+    data = b""
+    while not data.endswith(end):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@inline
+def test_request_there_when_accepted_is_read_without_the_reactor(listen, app, reads):
+    """A request already in the socket when the connection is accepted is read
+    at the end of that reactor turn, not by another dispatch of the reactor."""
+    server = MadeConnections(app)
+    port = listen(server)
+    # the kernel completes the handshake before the reactor accepts: the
+    # request waits in the socket
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = yield threads.deferToThread(recv_until, sock, b"hello")
+        [connection] = server.made
+        assert reads.get(connection.transport, 0) == 0
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        second = yield threads.deferToThread(recv_until, sock, b"hello")
+        assert reads[connection.transport] >= 1  # later requests: the reactor reads
+    finally:
+        sock.close()
+    assert [(s, b) for s, _, b in parse_responses(first + second)] == [(200, b"hello")] * 2
+
+
+@inline
+def test_request_after_the_first_read_is_read_by_the_reactor(listen, app, reads):
+    server = MadeConnections(app)
+    port = listen(server)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        sock.sendall(b"GET / HTTP/1.1\r\nHo")  # part of the head before the accept
+        yield poll_until(lambda: server.made)
+        connection = server.made[0]
+        yield poll_until(lambda: connection._parser.buffered)  # the first read took it
+        sock.sendall(b"st: x\r\nConnection: close\r\n\r\n")
+        data = yield threads.deferToThread(recv_until, sock, b"hello")
+        assert sock.recv(10) == b""  # closed after the response
+    finally:
+        sock.close()
+    [(status, headers, body)] = parse_responses(data)
+    assert (status, headers["Connection"], body) == (200, "close", b"hello")
+    assert reads[connection.transport] >= 1
+
+
+@inline
+def test_end_of_stream_before_the_accept_closes_the_connection(listen, app):
+    server = MadeConnections(app)
+    port = listen(server)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        sock.shutdown(socket.SHUT_WR)  # no request, only the end of the stream
+        assert (yield threads.deferToThread(sock.recv, 10)) == b""
+    finally:
+        sock.close()
+    [connection] = server.made
+    yield poll_until(lambda: connection.transport.disconnected)
+    assert app.events == []
+
+
+@inline
+def test_request_and_end_of_stream_before_the_accept_get_the_response(listen, app):
+    server = MadeConnections(app)
+    port = listen(server)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        data = yield threads.deferToThread(recv_until, sock, b"<never>")
+    finally:
+        sock.close()
+    assert [(s, b) for s, _, b in parse_responses(data)] == [(200, b"hello")]
+
+
+@inline
+def test_end_of_stream_during_a_request_tells_it_the_connection_closed(serve, app):
+    """A FIN while a request waits for its answer counts as the client gone."""
+    port = serve()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        sock.sendall(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+        yield poll_until(lambda: "start /hold" in app.events)
+        sock.shutdown(socket.SHUT_WR)
+        assert (yield threads.deferToThread(sock.recv, 10)) == b""
+    finally:
+        sock.close()
+    yield poll_until(lambda: app.closed)
+    assert app.closed == ["/hold"]
+
+
+@inline
+def test_end_of_stream_after_takeover_closes_the_connection(serve, app):
+    port = serve()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        sock.sendall(b"GET /upgrade HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nhi|")
+        data = yield threads.deferToThread(recv_until, sock, b"HI|")
+        sock.shutdown(socket.SHUT_WR)
+        assert (yield threads.deferToThread(sock.recv, 10)) == b""
+    finally:
+        sock.close()
+    assert data.startswith(b"HTTP/1.1 101 ")
+    [echo] = app.upgraded
+    yield poll_until(lambda: echo.lost)
 
 
 # -- disconnect notification ------------------------------------------------------------------------------
