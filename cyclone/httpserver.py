@@ -312,22 +312,26 @@ class _TurnSender:
         if not self._polled:
             self._polled = True  # once more round the reactor first
             _reactor().callLater(0, self.send_all)
-            waiting = self._waiting
-            for connection in waiting:
-                if connection._close_when_sent:
-                    break
-            else:
-                return
-            self._waiting = [c for c in waiting if not c._close_when_sent]
-            for connection in waiting:
-                if connection._close_when_sent:
-                    connection._send_pending()
+            self.send_closing()
             return
         self._polled = False
         waiting = self._waiting
         self._waiting = []
         for connection in waiting:
             connection._send_pending()
+
+    def send_closing(self) -> None:
+        """Send the output of the connections that close after it now."""
+        waiting = self._waiting
+        for connection in waiting:
+            if connection._close_when_sent:
+                break
+        else:
+            return
+        self._waiting = [c for c in waiting if not c._close_when_sent]
+        for connection in waiting:
+            if connection._close_when_sent:
+                connection._send_pending()
 
 
 _turn_sender = _TurnSender()
@@ -358,6 +362,9 @@ class _FirstReader:
         self._fresh = []
         for connection in fresh:
             connection._read_first()
+        # the requests read here that close their connection are answered
+        # now, together (as _TurnSender's first pass would, a poll later)
+        _turn_sender.send_closing()
 
 
 _first_reader = _FirstReader()
