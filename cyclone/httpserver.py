@@ -29,7 +29,15 @@ connection writes during one reactor turn is kept and given straight to the
 socket when the turn's events have been handled (``_TurnSender``), instead of
 waiting for the reactor to report the socket writable. Whatever the socket
 does not take goes through ``transport.write`` as usual; ``when_drained()``,
-``take_over()`` and closing send what is kept first.
+``take_over()`` and closing send what is kept first. A connection that closes
+after its response is closed as soon as the socket has taken it, with the FIN
+in the response's last segment. A new connection's first bytes are read
+straight from its socket at the end of the turn that accepted it
+(``_FirstReader``).
+
+Input: a request followed by the peer's FIN (a half-close) gets its response;
+a request still being answered when the FIN comes is told the connection
+closed.
 
 Settings (read from ``factory.settings`` when the first connection is made):
 
@@ -56,6 +64,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import time
 from typing import Any, Callable, Iterable
 
@@ -250,6 +259,10 @@ _SEND_NOW_SIZE = 65536
 
 
 _DIRECT_SEND: dict[type, bool] = {}
+#: send() flag (Linux): more data follows, so the kernel holds the last
+#: segment; the FIN of the close that follows is sent in it. The peer then
+#: gets the last response and the end of the stream in one segment.
+_MSG_MORE = getattr(socket, "MSG_MORE", 0)
 
 
 def _can_send_directly(transport: Any) -> bool:
@@ -717,7 +730,11 @@ class HTTPConnection(protocol.Protocol):
             transport.write(data)
         else:
             try:
-                sent = self._socket.send(data)
+                if self._close_when_sent:
+                    # the FIN that follows at once goes in the same segment
+                    sent = self._socket.send(data, _MSG_MORE)
+                else:
+                    sent = self._socket.send(data)
             except OSError:  # EAGAIN, or an error doWrite will report
                 sent = 0
             if sent < len(data):

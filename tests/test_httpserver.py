@@ -12,6 +12,7 @@ import json
 import logging
 import socket
 import ssl
+import sys
 
 import pytest
 import pytest_twisted
@@ -678,6 +679,36 @@ def test_close_response_is_sent_then_the_connection_leaves_the_reactor(serve, ap
     assert transport not in reactor.getReaders() and transport not in reactor.getWriters()
     assert not hasattr(transport, "socket")  # closed by Twisted's connectionLost
     assert app.finish_results == [None] and app.closed == []
+
+
+def segments_received(sock) -> int:
+    """tcpi_segs_in of Linux's struct tcp_info (at byte 140 since Linux 4.2)."""
+    import struct
+
+    return struct.unpack_from("I", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256), 140)[0]
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and hasattr(socket, "TCP_INFO")),
+                    reason="counts segments with Linux's TCP_INFO")
+@inline
+def test_close_response_and_fin_arrive_in_one_segment(serve, app):
+    """The last response goes out with the FIN in its segment (MSG_MORE): a
+    Connection: close exchange takes no more segments than a keep-alive one."""
+    port = serve()
+
+    def exchange(close: bool) -> tuple[int, bytes]:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n"
+                         + (b"Connection: close\r\n" if close else b"") + b"\r\n")
+            data = recv_until(sock, b"hello")
+            if close:
+                assert sock.recv(10) == b""  # the end of the stream
+            return segments_received(sock), data
+
+    keep_alive_segments, _ = yield threads.deferToThread(exchange, False)
+    close_segments, data = yield threads.deferToThread(exchange, True)
+    assert [(s, b) for s, _, b in parse_responses(data)] == [(200, b"hello")]
+    assert close_segments == keep_alive_segments
 
 
 @inline
