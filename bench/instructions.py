@@ -22,6 +22,14 @@ Stages:
                  the whole stack with bench/apps/cyclone_app.py's handlers
 ``close``        ``hello`` with ``Connection: close``: a connection per request
                  (another connection stays open, as under load)
+``socket-close``, ``socket-close-limit``
+                 the same over real sockets on 127.0.0.1, for cyclone and for
+                 the limit app: the server (under valgrind) serves a client
+                 process (not counted) that keeps 50 connections busy. This
+                 counts Twisted's accepting, reading and closing as well, and
+                 what cyclone does on sockets only (``httpserver``'s direct
+                 sends and closes, the first read); the system calls' kernel
+                 time is not counted
 
 Roughly 10,000 instructions are 1 µs on the reference machine. Needs
 valgrind (Debian: ``apt-get install valgrind``).
@@ -39,7 +47,9 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-STAGES = ["parser", "parser-post", "glue", "hello", "json", "echo", "close"]
+STAGES = ["parser", "parser-post", "glue", "hello", "json", "echo", "close",
+          "socket-close", "socket-close-limit"]
+SOCKET_CONNECTIONS = 50
 HOST = b"Host: 127.0.0.1:8888\r\n"
 REQUESTS = {
     "hello": b"GET / HTTP/1.1\r\n" + HOST + b"\r\n",
@@ -56,6 +66,9 @@ def serve(stage: str, count: int) -> None:
     """Runs under valgrind: serve ``count`` requests of ``stage`` in memory."""
     sys.path[:0] = [str(ROOT), str(BENCH / "apps")]
     sys.argv = [sys.argv[0]]
+    if stage.startswith("socket-"):
+        serve_sockets(stage, count)
+        return
     from twisted.internet.address import IPv4Address
     from twisted.internet.error import ConnectionDone
     from twisted.internet.testing import StringTransport
@@ -139,6 +152,63 @@ def serve(stage: str, count: int) -> None:
     run(count)
 
 
+def serve_sockets(stage: str, count: int) -> None:
+    """Serve ``count`` (+ 200 to warm up) Connection: close requests from a
+    client process over 127.0.0.1, then stop."""
+    import importlib
+
+    from twisted.internet import protocol, reactor
+
+    app = importlib.import_module("limit_app" if stage.endswith("-limit") else "cyclone_app")
+    port = reactor.listenTCP(0, app.make_factory(), interface="127.0.0.1")
+
+    failed = []
+
+    class StopWhenDone(protocol.ProcessProtocol):
+        def processEnded(self, reason):
+            if reason.value.exitCode:
+                failed.append(reason.value)
+            reactor.stop()
+
+    reactor.callWhenRunning(
+        reactor.spawnProcess, StopWhenDone(), sys.executable,
+        [sys.executable, __file__, "--client", str(port.getHost().port), str(count + 200)],
+        env=os.environ, childFDs={0: "w", 1: 1, 2: 2},
+    )
+    reactor.run()
+    if failed:
+        raise SystemExit(f"the client failed: {failed[0]}")
+
+
+def client(port: int, count: int) -> None:
+    """Make ``count`` Connection: close requests, SOCKET_CONNECTIONS at a time
+    (runs outside valgrind)."""
+    import asyncio
+
+    request = REQUESTS["close"]
+
+    async def one() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        response = await reader.read()
+        writer.close()
+        if not response.startswith(b"HTTP/1.1 200 "):
+            raise SystemExit(f"unexpected response: {response[:100]!r}")
+
+    async def main() -> None:
+        left = count
+
+        async def worker() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                await one()
+
+        await asyncio.gather(*(worker() for _ in range(SOCKET_CONNECTIONS)))
+
+    asyncio.run(main())
+
+
 def instructions(stage: str, count: int) -> int:
     env = dict(os.environ, PYTHONHASHSEED="0")
     result = subprocess.run(
@@ -160,7 +230,11 @@ def main() -> int:
     parser.add_argument(
         "--serve", nargs=2, metavar=("STAGE", "COUNT"), help=argparse.SUPPRESS
     )
+    parser.add_argument("--client", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.client:
+        client(*args.client)
+        return 0
     if args.serve:
         serve(args.serve[0], int(args.serve[1]))
         return 0
@@ -172,7 +246,7 @@ def main() -> int:
         raise SystemExit(f"unknown stages: {', '.join(sorted(unknown))}")
     for stage in stages:
         per_request = (instructions(stage, 1500) - instructions(stage, 500)) // 1000
-        print(f"{stage:12} {per_request:>9,} instructions per request", flush=True)
+        print(f"{stage:18} {per_request:>9,} instructions per request", flush=True)
     return 0
 
 
