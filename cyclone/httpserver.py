@@ -331,7 +331,7 @@ class _TurnSender:
         waiting = self._waiting
         self._waiting = []
         for connection in waiting:
-            connection._send_pending()
+            _send_pending_of(connection)
 
     def send_closing(self) -> None:
         """Send the output of the connections that close after it now."""
@@ -344,7 +344,16 @@ class _TurnSender:
         self._waiting = [c for c in waiting if not c._close_when_sent]
         for connection in waiting:
             if connection._close_when_sent:
-                connection._send_pending()
+                _send_pending_of(connection)
+
+
+def _send_pending_of(connection: HTTPConnection) -> None:
+    # one connection's failure must not keep the others' output unsent
+    try:
+        connection._send_pending()
+    except Exception:
+        gen_log.error("Error sending to %r", connection.transport, exc_info=True)
+        connection.transport.abortConnection()
 
 
 _turn_sender = _TurnSender()

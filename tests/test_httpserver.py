@@ -857,6 +857,41 @@ def test_request_and_end_of_stream_before_the_accept_get_the_response(listen, ap
 
 
 @inline
+def test_a_connection_failing_as_it_closes_does_not_hold_back_the_others(listen, app, caplog):
+    """Three closing responses are sent in one batch; the first connection's
+    connectionLost raises, and the other two are still answered."""
+    from cyclone.httpserver import HTTPConnection
+
+    class FailingFirst(HTTPConnection):
+        made = []
+
+        def connectionLost(self, reason):
+            super().connectionLost(reason)
+            if self is self.made[0]:
+                raise RuntimeError("boom in connectionLost")
+
+        def connectionMade(self):
+            self.made.append(self)
+            super().connectionMade()
+
+    server = HTTPServer(app)
+    server.protocol = FailingFirst
+    port = listen(server)
+    # all three are accepted and read in one reactor turn
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+    try:
+        for sock in socks:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        replies = yield defer.gatherResults(
+            [threads.deferToThread(recv_until, sock, b"<end>") for sock in socks])
+    finally:
+        for sock in socks:
+            sock.close()
+    assert [[(s, b) for s, _, b in parse_responses(r)] for r in replies] == [[(200, b"hello")]] * 3
+    assert "boom in connectionLost" in caplog.text
+
+
+@inline
 def test_end_of_stream_during_a_request_tells_it_the_connection_closed(serve, app):
     """A FIN while a request waits for its answer counts as the client gone."""
     port = serve()
