@@ -950,3 +950,110 @@ def test_client_gone_while_streaming_is_quiet(listen, caplog):
         yield poll_until(lambda: StreamUntilGone.outcome == ["stopped"])
         yield poll_until(lambda: any("went away" in r.getMessage() for r in caplog.records))
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# -- garbage ----------------------------------------------------------------------------------------------
+
+GC_CLIENT = r"""
+import http.client, sys
+port, rounds, close = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+paths = ["/", "/json", "/page", "/missing", "/redirect", "/deferred", "/coroutine", "/fails"]
+conn = None
+for path in paths * rounds:
+    if conn is None or close:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path, headers={"Connection": "close"} if close else {})
+    response = conn.getresponse()
+    response.read()
+    if response.status not in (200, 302, 404, 500):
+        sys.exit(f"{path}: {response.status}")
+    if close:
+        conn.close()
+"""
+
+
+class GCHello(web.RequestHandler):
+    def get(self):
+        self.write("Hello, World!")
+
+
+class GCJSON(web.RequestHandler):
+    def get(self):
+        self.write({"message": "Hello, World!"})
+
+
+class GCPage(web.RequestHandler):
+    page = template.Template("<ul>{% for item in items %}<li>{{ item }}</li>{% end %}</ul>")
+
+    def get(self):
+        self.finish(self.page.generate(items=["a & b", "<c>", "d"]))
+
+
+class GCRedirect(web.RequestHandler):
+    def get(self):
+        self.redirect("/")
+
+
+class GCDeferred(web.RequestHandler):
+    @defer.inlineCallbacks
+    def get(self):
+        value = yield defer.succeed("deferred")
+        self.write(value)
+
+
+class GCCoroutine(web.RequestHandler):
+    async def get(self):
+        self.write(await defer.succeed("coroutine"))
+
+
+class GCFails(web.RequestHandler):
+    def get(self):
+        raise ValueError("on purpose")
+
+
+@pytest.mark.parametrize("close", [False, True], ids=["keep-alive", "close"])
+@inline
+def test_requests_leave_nothing_for_the_garbage_collector(listen, close, caplog):
+    """Every kind of request, served over sockets, frees what it made by
+    reference counting: no reference cycles per request (the original's p99
+    suffered from ~27 objects per request left for the collector)."""
+    import gc
+    import subprocess
+    import sys
+
+    app = web.Application([
+        (r"/", GCHello), (r"/json", GCJSON), (r"/page", GCPage), (r"/redirect", GCRedirect),
+        (r"/deferred", GCDeferred), (r"/coroutine", GCCoroutine), (r"/fails", GCFails),
+    ])
+    port = listen(app)
+    caplog.set_level(logging.CRITICAL)  # the 500s and access lines are not the point
+
+    def serve(rounds):
+        client = subprocess.Popen(
+            [sys.executable, "-c", GC_CLIENT, str(port), str(rounds), "1" if close else "0"])
+        return poll_until(lambda: client.poll() is not None, timeout=30).addCallback(
+            lambda _: client.returncode)
+
+    assert (yield serve(2)) == 0  # warm up: caches, imports, lazily built tables
+    garbage_counts = []
+    was_enabled = gc.isenabled()
+    try:
+        for rounds in (3, 12):
+            gc.collect()
+            gc.disable()
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            assert (yield serve(rounds)) == 0
+            gc.collect()
+            ours = [type(o).__qualname__ for o in gc.garbage
+                    if type(o).__module__.startswith(("cyclone", "twisted.internet"))]
+            assert ours == []
+            garbage_counts.append(len(gc.garbage))
+            gc.set_debug(0)
+            gc.garbage.clear()
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if was_enabled:
+            gc.enable()
+    # what the test's own polling leaves is the same for 24 requests and for 96
+    assert garbage_counts[0] == garbage_counts[1], garbage_counts
