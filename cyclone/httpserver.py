@@ -287,7 +287,24 @@ def _has_direct_send_attributes(transport: Any) -> bool:
     )
 
 
-class _TurnSender:
+class _AtTurnEnd:
+    """Connections queued during a reactor turn, handled together by
+    ``run()`` once the turn is over (a ``callLater(0)``)."""
+
+    def __init__(self) -> None:
+        self._queued: list[HTTPConnection] = []
+
+    def add(self, connection: HTTPConnection) -> None:
+        queued = self._queued
+        queued.append(connection)
+        if len(queued) == 1:
+            _reactor().callLater(0, self.run)
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+
+class _TurnSender(_AtTurnEnd):
     """Sends what connections wrote during a reactor turn, together, straight
     to their sockets, once the turn's events and the next poll's have been
     handled.
@@ -315,45 +332,39 @@ class _TurnSender:
     """
 
     def __init__(self) -> None:
-        self._waiting: list[HTTPConnection] = []
+        super().__init__()
         self._polled = False
         self._last_size = 0
 
-    def add(self, connection: HTTPConnection) -> None:
-        waiting = self._waiting
-        waiting.append(connection)
-        if len(waiting) == 1:
-            _reactor().callLater(0, self.send_all)
-
-    def send_all(self) -> None:
+    def run(self) -> None:
         if not self._polled:
-            if len(self._waiting) == 1 and self._last_size == 1:
-                self._send_waiting()  # a lone connection: nothing to batch with
+            if len(self._queued) == 1 and self._last_size == 1:
+                self._send_queued()  # a lone connection: nothing to batch with
                 return
             self._polled = True  # once more round the reactor first
-            _reactor().callLater(0, self.send_all)
+            _reactor().callLater(0, self.run)
             self.send_closing()
             return
         self._polled = False
-        self._send_waiting()
+        self._send_queued()
 
-    def _send_waiting(self) -> None:
-        waiting = self._waiting
-        self._waiting = []
-        self._last_size = len(waiting)
-        for connection in waiting:
+    def _send_queued(self) -> None:
+        queued = self._queued
+        self._queued = []
+        self._last_size = len(queued)
+        for connection in queued:
             _send_pending_of(connection)
 
     def send_closing(self) -> None:
         """Send the output of the connections that close after it now."""
-        waiting = self._waiting
-        for connection in waiting:
+        queued = self._queued
+        for connection in queued:
             if connection._close_when_sent:
                 break
         else:
             return
-        self._waiting = [c for c in waiting if not c._close_when_sent]
-        for connection in waiting:
+        self._queued = [c for c in queued if not c._close_when_sent]
+        for connection in queued:
             if connection._close_when_sent:
                 _send_pending_of(connection)
 
@@ -370,7 +381,7 @@ def _send_pending_of(connection: HTTPConnection) -> None:
 _turn_sender = _TurnSender()
 
 
-class _FirstReader:
+class _FirstReader(_AtTurnEnd):
     """Reads what new connections have received straight from their sockets,
     once the reactor turn that accepted them is over, before the next poll.
 
@@ -381,18 +392,9 @@ class _FirstReader:
     when nothing is there yet the reactor reads it as usual.
     """
 
-    def __init__(self) -> None:
-        self._fresh: list[HTTPConnection] = []
-
-    def add(self, connection: HTTPConnection) -> None:
-        fresh = self._fresh
-        fresh.append(connection)
-        if len(fresh) == 1:
-            _reactor().callLater(0, self.read_all)
-
-    def read_all(self) -> None:
-        fresh = self._fresh
-        self._fresh = []
+    def run(self) -> None:
+        fresh = self._queued
+        self._queued = []
         for connection in fresh:
             connection._read_first()
         # the requests read here that close their connection are answered
