@@ -422,6 +422,11 @@ class RequestParser:
         """Change the body size limit for the current request only."""
         self._body_limit = size
 
+    @property
+    def max_body_size(self) -> int:
+        """The body size limit of the current request."""
+        return self._body_limit
+
     def start_next_request(self) -> None:
         """Resume parsing after the response to the previous request was written."""
         if self._state != _S_PAUSED:

@@ -56,6 +56,11 @@ Settings (read from ``factory.settings`` when the first connection is made):
     answer 408 and close when a request head takes longer than this to arrive.
 ``body_timeout`` (300 s)
     answer 408 and close when a request body takes longer than this to arrive.
+``decompress_request`` (False)
+    decode request bodies sent with ``Content-Encoding: gzip``: the handler
+    gets the decoded body, the header is renamed ``X-Consumed-Content-Encoding``
+    (as Tornado does), and ``max_body_size`` applies to the decoded size too
+    (413). A body that is not valid gzip, or ends mid-stream, gets 400.
 
 A timeout of ``None`` or ``0`` disables it.
 """
@@ -66,6 +71,7 @@ import ipaddress
 import logging
 import socket
 import time
+import zlib
 from typing import Any, Callable, Iterable
 
 from twisted.internet import defer, protocol, tcp
@@ -120,6 +126,7 @@ class ServerConfig:
         "shortest_timeout",
         "sweeper",
         "start_request",
+        "decompress_request",
     )
 
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
@@ -137,6 +144,7 @@ class ServerConfig:
         self.xheaders = bool(settings.get("xheaders", False))
         self.trusted_downstream = frozenset(settings.get("trusted_downstream") or ())
         self.no_keep_alive = bool(settings.get("no_keep_alive", False))
+        self.decompress_request = bool(settings.get("decompress_request", False))
         self.idle_timeout = settings.get("idle_connection_timeout", 75.0) or None
         self.header_timeout = settings.get("header_timeout", 30.0) or None
         self.body_timeout = settings.get("body_timeout", 300.0) or None
@@ -252,6 +260,94 @@ class _BufferingDelegate:
 
     def on_connection_close(self) -> None:
         self.chunks = []
+
+
+class _GzipBodyDecoder:
+    """Wraps a request delegate for ``decompress_request``: the delegate gets
+    the gzip-decoded body (in pieces of at most ``_DECODED_PIECE`` bytes), and
+    the decoded size is held to the request's body size limit, since a few
+    KiB of gzip can decode to gigabytes."""
+
+    __slots__ = ("connection", "delegate", "_decoder", "_decoded")
+
+    def __init__(self, connection: "HTTPConnection", delegate: Any) -> None:
+        self.connection = connection
+        self.delegate = delegate
+        self._decoder = _gzip_decoder()
+        self._decoded = 0
+
+    def headers_received(self) -> Any:
+        return self.delegate.headers_received()
+
+    def data_received(self, chunk: bytes) -> Any:
+        pieces = self._decode(chunk)
+        return None if pieces is None else self._deliver(pieces)
+
+    def finish(self) -> None:
+        pieces = self._decode(b"")
+        if pieces is None:
+            return
+        if not self._decoder.eof:
+            self.connection.reject(400, "gzip request body ends before its end")
+            return
+        result = self._deliver(pieces)
+        if isinstance(result, defer.Deferred):
+            result.addCallback(lambda _: self.delegate.finish())
+            result.addErrback(self.connection._delegate_failed)
+        else:
+            self.delegate.finish()
+
+    def on_connection_close(self) -> None:
+        self.delegate.on_connection_close()
+
+    def _decode(self, data: bytes) -> list[bytes] | None:
+        """The decoded pieces of ``data``; None once the request was rejected."""
+        connection = self.connection
+        limit = connection._parser.max_body_size
+        pieces = []
+        decoder = self._decoder
+        try:
+            while True:
+                piece = decoder.decompress(data, _DECODED_PIECE)
+                if piece:
+                    self._decoded += len(piece)
+                    if self._decoded > limit:
+                        connection.reject(413, f"gzip request body decodes to more than {limit} bytes")
+                        return None
+                    pieces.append(piece)
+                if decoder.eof:
+                    data = decoder.unused_data
+                    if not data:
+                        break
+                    # RFC 1952: a gzip file may be several members back to back
+                    decoder = self._decoder = _gzip_decoder()
+                    continue
+                data = decoder.unconsumed_tail
+                if not data and len(piece) < _DECODED_PIECE:
+                    break  # all input used and no output left pending
+        except zlib.error as exc:
+            connection.reject(400, f"invalid gzip request body: {exc}")
+            return None
+        return pieces
+
+    def _deliver(self, pieces: list[bytes]) -> Any:
+        """Give ``pieces`` to the delegate in order, waiting on any Deferred it
+        returns; a Deferred if one had to wait."""
+        data_received = self.delegate.data_received
+        for index, piece in enumerate(pieces):
+            result = data_received(piece)
+            if isinstance(result, defer.Deferred) and not result.called:
+                rest = pieces[index + 1 :]
+                return result.addCallback(lambda _: self._deliver(rest) if rest else None)
+        return None
+
+
+def _gzip_decoder() -> Any:
+    return zlib.decompressobj(16 + zlib.MAX_WBITS)  # a gzip header and trailer
+
+
+#: decoded request body pieces are at most this big
+_DECODED_PIECE = 65536
 
 
 #: pending output above this many bytes is sent at once, not at the turn's end
@@ -459,6 +555,7 @@ class HTTPConnection(protocol.Protocol):
     _upgraded: protocol.Protocol | None = None
     _deadline: float | None = None
     _deadline_kind = ""
+    _decompress = False  # the decompress_request setting
 
     #: the peer's IP address (found when first asked for)
     remote_ip: str = _built_on_first_use(lambda self: _peer_ip(self.transport))
@@ -475,6 +572,7 @@ class HTTPConnection(protocol.Protocol):
         self._start_request = config.start_request
         self.xheaders = config.xheaders
         self.no_keep_alive = config.no_keep_alive
+        self._decompress = config.decompress_request
         transport = self.transport
         self._socket = transport.socket if _can_send_directly(transport) else None
         self._pending = None
@@ -589,6 +687,7 @@ class HTTPConnection(protocol.Protocol):
         scheme = "https" if self._ssl else "http"
         if self.xheaders:
             remote_ip, scheme = self._apply_xheaders(headers, self.remote_ip, scheme)
+        gzipped = self._decompress and self._consume_gzip_encoding(head, headers)
         request = HTTPRequest._from_head(head, headers, self, remote_ip, scheme)
         self._request = request
         if head.chunked or head.content_length:
@@ -602,12 +701,25 @@ class HTTPConnection(protocol.Protocol):
                 delegate = start_request(self, request)
             else:
                 delegate = _BufferingDelegate(self, request, self.factory)
+            if gzipped:
+                delegate = _GzipBodyDecoder(self, delegate)
             self._delegate = delegate
             result = delegate.headers_received()
             if result is not None:
                 self._wait_for(result)
         except Exception:
             self._application_error()
+
+    @staticmethod
+    def _consume_gzip_encoding(head: http1.RequestHead, headers: HTTPHeaders) -> bool:
+        """For ``decompress_request``: whether the body is to be gzip-decoded;
+        if so, Content-Encoding becomes X-Consumed-Content-Encoding."""
+        encoding = headers.get("Content-Encoding")
+        if encoding is None or encoding.strip().lower() != "gzip":
+            return False
+        del headers["Content-Encoding"]
+        headers.add("X-Consumed-Content-Encoding", encoding)
+        return bool(head.chunked or head.content_length)
 
     def _on_data(self, chunk: bytes) -> None:
         try:
@@ -637,13 +749,7 @@ class HTTPConnection(protocol.Protocol):
     def _unblock(self, result: Any) -> Any:
         self._blocked = False
         if isinstance(result, failure.Failure):
-            app_log.error(
-                "Error in request delegate for %s",
-                self._request,
-                exc_info=(result.type, result.value, result.getTracebackObject()),
-            )
-            self._application_error(log=False)
-            return None
+            return self._delegate_failed(result)
         if self._closed:
             return None
         if self._reading_paused:
@@ -651,6 +757,16 @@ class HTTPConnection(protocol.Protocol):
             self.transport.resumeProducing()
         if not self._processing:
             self._process()
+        return None
+
+    def _delegate_failed(self, reason: failure.Failure) -> None:
+        """A delegate's Deferred failed: log it and answer 500."""
+        app_log.error(
+            "Error in request delegate for %s",
+            self._request,
+            exc_info=(reason.type, reason.value, reason.getTracebackObject()),
+        )
+        self._application_error(log=False)
         return None
 
     def _apply_xheaders(self, headers: HTTPHeaders, remote_ip: str, scheme: str) -> tuple[str, str]:

@@ -103,6 +103,13 @@ class RouteDelegate:
             reactor.callLater(0.2, later)
         elif path == "/echo":
             self.reply(request.body)
+        elif path == "/encoding":
+            headers = request.headers
+            self.reply(json.dumps({
+                "content_encoding": headers.get("Content-Encoding"),
+                "consumed": headers.get("X-Consumed-Content-Encoding"),
+                "body": request.body.decode("latin-1"),
+            }).encode())
         elif path == "/stream-slow":
             self.reply(b"%d" % sum(len(c) for c in app.stream_chunks))
         elif path == "/info":
@@ -1026,3 +1033,101 @@ def test_http_server_request_is_one_class_with_tornado_and_cyclone_signatures():
     assert (tornado_style.method, tornado_style.path, tornado_style.supports_http_1_1()) == ("POST", "/u", False)
     assert tornado_style.host == "127.0.0.1"
     assert tornado_style.request_time() >= 0
+
+
+# -- decompress_request ----------------------------------------------------------------------------------
+
+
+def gzip_post(path: bytes, body: bytes, encoding: bytes = b"gzip", chunked_by: int = 0) -> bytes:
+    head = b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Encoding: " + encoding + b"\r\n"
+    if not chunked_by:
+        return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + chunked_by]), body[i:i + chunked_by])
+                      for i in range(0, len(body), chunked_by))
+    return head + b"Transfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+
+
+def one_response(data: bytes):
+    [(status, headers, body)] = parse_responses(data)
+    return status, headers, body
+
+
+@pytest.mark.parametrize("chunked_by", [0, 7], ids=["content-length", "chunked"])
+@inline
+def test_decompress_request_decodes_a_gzip_body(serve, chunked_by):
+    import gzip
+
+    port = serve(decompress_request=True)
+    text = b"caf\xc3\xa9 & more " * 500
+    data = yield in_thread(raw_exchange, port, gzip_post(b"/encoding", gzip.compress(text), chunked_by=chunked_by))
+    status, _, body = one_response(data)
+    assert status == 200
+    assert json.loads(body) == {"content_encoding": None, "consumed": "gzip", "body": text.decode("latin-1")}
+
+
+@inline
+def test_decompress_request_decodes_gzip_members_back_to_back(serve):
+    import gzip
+
+    port = serve(decompress_request=True)
+    body = gzip.compress(b"first,") + gzip.compress(b"second")
+    data = yield in_thread(raw_exchange, port, gzip_post(b"/echo", body))
+    assert one_response(data)[::2] == (200, b"first,second")
+
+
+@inline
+def test_decompress_request_large_body_arrives_whole_in_pieces(serve, app):
+    import gzip
+    import os
+
+    port = serve(decompress_request=True, max_body_size=4 * 1024 * 1024)
+    text = os.urandom(1024) * 1024  # 1 MiB decoded: many 64 KiB pieces
+    data = yield in_thread(raw_exchange, port, gzip_post(b"/echo", gzip.compress(text), chunked_by=4096))
+    assert one_response(data)[::2] == (200, text)
+
+
+@pytest.mark.parametrize("body,reason", [
+    (b"this is not gzip at all", "invalid"),
+    (None, "truncated"),
+])
+@inline
+def test_decompress_request_rejects_a_bad_gzip_body_with_400(serve, app, body, reason, caplog):
+    import gzip
+
+    caplog.set_level(logging.INFO, logger="cyclone.general")
+    port = serve(decompress_request=True)
+    if body is None:
+        body = gzip.compress(b"x" * 10000)[:-12]  # cut before the end of the stream
+    data = yield in_thread(raw_exchange, port, gzip_post(b"/echo", body))
+    assert one_response(data)[0] == 400
+    assert app.events == []  # the handler never ran
+    assert "gzip request body" in caplog.text
+
+
+@inline
+def test_decompress_request_holds_the_decoded_size_to_max_body_size(serve, app):
+    import gzip
+
+    port = serve(decompress_request=True, max_body_size=100_000)
+    bomb = gzip.compress(b"\0" * 10_000_000)  # ~10 KiB that decodes to 10 MB
+    assert len(bomb) < 100_000
+    data = yield in_thread(raw_exchange, port, gzip_post(b"/echo", bomb))
+    assert one_response(data)[0] == 413
+    assert app.events == []
+
+
+@pytest.mark.parametrize("settings,encoding", [
+    ({}, b"gzip"),  # off by default: the body is passed on as it came
+    ({"decompress_request": True}, b"br"),  # only gzip is decoded
+])
+@inline
+def test_bodies_not_decoded_keep_their_content_encoding(serve, settings, encoding):
+    import gzip
+
+    port = serve(**settings)
+    raw = gzip.compress(b"hello")
+    data = yield in_thread(raw_exchange, port, gzip_post(b"/encoding", raw, encoding=encoding))
+    status, _, body = one_response(data)
+    assert status == 200
+    assert json.loads(body) == {"content_encoding": encoding.decode(), "consumed": None,
+                                "body": raw.decode("latin-1")}

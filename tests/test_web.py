@@ -625,6 +625,55 @@ def test_stream_request_body_limit_set_in_prepare(serve):
     assert status == 413
 
 
+@inline
+def test_decompress_request_gzipped_form_body(serve):
+    import gzip
+
+    port, _ = serve(decompress_request=True)
+    form = gzip.compress(b"b=caf%C3%A9&b=2&needed=yes")
+    status, _, _, data = yield threads.deferToThread(
+        fetch, port, "POST", "/args/x/?b=q", body=form,
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Content-Encoding": "gzip"})
+    assert status == 200
+    assert json.loads(data) == {"body": ["café", "2"], "query": ["q"], "all": ["q", "café", "2"],
+                                "needed": "yes"}
+
+
+@inline
+def test_gzipped_form_body_without_decompress_request_is_refused(serve):
+    import gzip
+
+    port, _ = serve()
+    status, _, _, _ = yield threads.deferToThread(
+        fetch, port, "POST", "/args/x/", body=gzip.compress(b"needed=yes"),
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Content-Encoding": "gzip"})
+    assert status == 400
+
+
+@inline
+def test_decompress_request_streams_decoded_pieces_with_flow_control(serve):
+    """A stream_request_body handler whose data_received returns Deferreds
+    gets the decoded body, in pieces, in order."""
+    import gzip
+
+    port, _ = serve(decompress_request=True)
+    body = gzip.compress(b"u" * 500_000)
+    status, _, _, data = yield threads.deferToThread(
+        fetch, port, "PUT", "/upload", body=body, headers={"Content-Encoding": "gzip"})
+    assert status == 200 and json.loads(data) == {"received": 500_000, "streamed": True}
+
+
+@inline
+def test_decompress_request_limit_follows_set_max_body_size(serve):
+    import gzip
+
+    port, _ = serve(decompress_request=True)
+    body = gzip.compress(b"u" * 20_000)
+    status, _, _, _ = yield threads.deferToThread(
+        fetch, port, "PUT", "/upload?limit=10000", body=body, headers={"Content-Encoding": "gzip"})
+    assert status == 413  # the compressed body is within the limit, the decoded one is not
+
+
 # -- templates and UI -----------------------------------------------------------------------------
 
 
