@@ -883,7 +883,7 @@ class HTTPConnection(protocol.Protocol):
                 transport.connectionLost(protocol.connectionDone)
                 return
         if self._close_when_sent:
-            transport.loseConnection()
+            self._lose_connection()
 
     def write_head(
         self,
@@ -1043,7 +1043,16 @@ class HTTPConnection(protocol.Protocol):
         if self._pending is not None:
             self._close_when_sent = True
             return
-        self.transport.loseConnection()
+        self._lose_connection()
+
+    def _lose_connection(self) -> None:
+        """``transport.loseConnection()``, with this connection unregistered as
+        the transport's producer first: while one is registered, a TLS
+        transport never closes, and a TCP one whose producer was paused stays
+        open after its buffer drains (Twisted's documented behaviour)."""
+        transport = self.transport
+        transport.unregisterProducer()  # registered in connectionMade
+        transport.loseConnection()
 
     # -- IPushProducer (the transport tells us when its buffer is full) ---------------
 

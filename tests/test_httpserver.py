@@ -995,6 +995,37 @@ def test_xheaders_ignored_when_off(serve):
     assert (result["remote_ip"], result["protocol"]) == ("127.0.0.1", "http")
 
 
+@pytest.mark.parametrize("path", ["/", "/sized"], ids=["small", "60-KiB"])
+@inline
+def test_tls_connection_close_closes_the_connection(app, self_signed, path):
+    """Over TLS, a Connection: close response is followed by the close: the
+    connection must not stay registered as the transport's producer, which
+    keeps Twisted's TLS transport from ever shutting down."""
+    from twisted.internet import ssl as tssl
+
+    cert, key = self_signed
+    port = reactor.listenSSL(0, HTTPServer(app), tssl.DefaultOpenSSLContextFactory(key, cert),
+                             interface="127.0.0.1")
+    try:
+        def client():
+            ctx = ssl.create_default_context(cafile=str(cert))
+            with socket.create_connection(("127.0.0.1", port.getHost().port), timeout=10) as raw:
+                with ctx.wrap_socket(raw, server_hostname="localhost") as sock:
+                    sock.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nX-Size: 61440\r\n"
+                                 b"Connection: close\r\n\r\n")
+                    chunks = []
+                    while chunk := sock.recv(65536):  # b"" once the server has closed
+                        chunks.append(chunk)
+            return b"".join(chunks)
+
+        data = yield in_thread(client)
+    finally:
+        yield port.stopListening()
+    [(status, headers, body)] = parse_responses(data)
+    assert (status, headers["Connection"]) == (200, "close")
+    assert body == (b"hello" if path == "/" else bytes(range(256)) * 240)
+
+
 @inline
 def test_tls_sets_protocol_https(app, self_signed):
     from twisted.internet import ssl as tssl
