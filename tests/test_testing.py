@@ -20,6 +20,7 @@ from twisted.internet import defer, reactor, task
 import cyclone.web
 from cyclone.testing import (
     AsyncHTTPClient,
+    AsyncHTTPSTestCase,
     AsyncHTTPTestCase,
     AsyncTestCase,
     Client,
@@ -340,11 +341,13 @@ class TornadoStyleTest(AsyncHTTPTestCase):
             self.fetch("/hang", request_timeout=0.2)
         self.assertEqual(caught.exception.code, 599)
 
-    def test_only_plain_http(self) -> None:
-        with self.assertRaises(ValueError):
-            self.fetch(f"https://127.0.0.1:{self.get_http_port()}/hello")
+    def test_https_to_a_plain_port_fails_and_http10_is_plain_only(self) -> None:
+        with self.assertRaises(HTTPStreamClosedError):  # the TLS handshake fails
+            self.fetch(f"https://127.0.0.1:{self.get_http_port()}/hello", validate_cert=False)
         with self.assertRaises(ValueError):
             self.fetch(f"https://127.0.0.1:{self.get_http_port()}/hello", http_version="HTTP/1.0")
+        with self.assertRaises(ValueError):
+            self.fetch(f"ftp://127.0.0.1:{self.get_http_port()}/hello")
 
     def test_http10_socket_timeout(self) -> None:
         with self.assertRaises(HTTPTimeoutError):
@@ -370,6 +373,78 @@ class TornadoStyleTest(AsyncHTTPTestCase):
 
         self.wait_for(task.deferLater(reactor, 0, inside))
         self.assertEqual(len(outcome), 1)
+
+
+# -- AsyncHTTPSTestCase ---------------------------------------------------------------------------
+
+
+class ProtocolHandler(cyclone.web.RequestHandler):
+    def get(self):
+        self.write(self.request.protocol)
+
+
+class HTTPSTest(AsyncHTTPSTestCase):
+    def get_app(self):
+        return cyclone.web.Application([(r"/proto", ProtocolHandler)])
+
+    def test_fetch_over_tls(self):
+        self.assertTrue(self.get_url("/proto").startswith("https://127.0.0.1:"))
+        response = self.fetch("/proto")
+        self.assertEqual((response.code, response.body), (200, b"https"))
+
+    @defer.inlineCallbacks
+    def test_fetch_yielded_over_tls(self):
+        yield task.deferLater(reactor, 0, lambda: None)
+        response = yield self.fetch("/proto")
+        self.assertEqual(response.body, b"https")
+
+    def test_certificate_is_checked_when_asked(self):
+        with self.assertRaises(HTTPStreamClosedError) as caught:
+            self.fetch("/proto", validate_cert=True)  # self-signed: not trusted
+        self.assertIn("certificate verify failed", str(caught.exception))
+        certfile = self.get_ssl_options()["certfile"]
+        response = self.fetch("/proto", validate_cert=True, ca_certs=certfile)  # names 127.0.0.1
+        self.assertEqual(response.body, b"https")
+
+    def test_the_port_speaks_only_tls(self):
+        import ssl
+
+        def plain_and_tls():
+            with socket.create_connection(("127.0.0.1", self.get_http_port()), timeout=5) as sock:
+                sock.sendall(b"GET /proto HTTP/1.1\r\nHost: x\r\n\r\n")
+                plain = sock.recv(100)
+            context = ssl.create_default_context(cafile=self.get_ssl_options()["certfile"])
+            with socket.create_connection(("127.0.0.1", self.get_http_port()), timeout=5) as raw:
+                with context.wrap_socket(raw, server_hostname="localhost") as sock:
+                    sock.sendall(b"GET /proto HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    reply = b""
+                    while chunk := sock.recv(65536):
+                        reply += chunk
+            return plain, reply
+
+        from twisted.internet import threads
+
+        plain, reply = self.wait_for(threads.deferToThread(plain_and_tls))
+        self.assertFalse(plain.startswith(b"HTTP/"))
+        self.assertTrue(reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"https"))
+
+
+class HTTPSOptionsTest(AsyncHTTPSTestCase):
+    """get_ssl_options() may return a Twisted context factory."""
+
+    def get_app(self):
+        return cyclone.web.Application([(r"/proto", ProtocolHandler)])
+
+    def get_ssl_options(self):
+        from twisted.internet import ssl
+
+        certfile, keyfile = AsyncHTTPSTestCase.get_ssl_options(self).values()
+        self.used = True
+        return ssl.DefaultOpenSSLContextFactory(keyfile, certfile)
+
+    def test_fetch(self):
+        self.assertTrue(self.used)
+        self.assertEqual(self.fetch("/proto").body, b"https")
 
 
 class ExplicitTimeoutTest(AsyncTestCase):

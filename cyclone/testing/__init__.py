@@ -49,11 +49,13 @@ so there are no threads and no sleeps, and every wait is bounded by
 
 The HTTP client is Twisted's ``Agent``, so requests are parsed by cyclone's
 server exactly as real ones are. Unlike Tornado there is no ``gen_test``
-(use ``@defer.inlineCallbacks`` or ``async def`` test methods), no
-``AsyncHTTPSTestCase`` and no ``stop()``/``wait()``.
+(use ``@defer.inlineCallbacks`` or ``async def`` test methods) and no
+``stop()``/``wait()``. ``AsyncHTTPSTestCase`` serves the app over TLS with a
+self-signed certificate made for the test run.
 """
 
 from cyclone.testing.case import (
+    AsyncHTTPSTestCase,
     AsyncHTTPTestCase,
     AsyncTestCase,
     ExpectLog,
@@ -73,6 +75,7 @@ from cyclone.testing.legacy import Client, ClientCookies, CycloneTestCase
 
 __all__ = [
     "AsyncHTTPClient",
+    "AsyncHTTPSTestCase",
     "AsyncHTTPTestCase",
     "AsyncTestCase",
     "Client",

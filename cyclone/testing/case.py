@@ -1,5 +1,6 @@
 """Tornado's ``tornado.testing`` test cases on trial: ``AsyncTestCase``,
-``AsyncHTTPTestCase``, ``ExpectLog``, ``bind_unused_port``."""
+``AsyncHTTPTestCase``, ``AsyncHTTPSTestCase``, ``ExpectLog``,
+``bind_unused_port``."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from cyclone.testing import _reactor
 from cyclone.testing.httpclient import AsyncHTTPClient, HTTPResponse, LiveServer
 
 __all__ = [
+    "AsyncHTTPSTestCase",
     "AsyncHTTPTestCase",
     "AsyncTestCase",
     "ExpectLog",
@@ -223,7 +225,7 @@ class AsyncHTTPTestCase(AsyncTestCase):
         result = super().setUp()
         self._app = self.get_app()
         self.http_client = self.get_http_client()
-        self.http_server = LiveServer(self.get_http_server())
+        self.http_server = LiveServer(self.get_http_server(), tls=self._server_tls())
         self.addCleanup(self._stop_serving)
         return result
 
@@ -256,6 +258,10 @@ class AsyncHTTPTestCase(AsyncTestCase):
 
     def get_http_port(self) -> int:
         return self.http_server.port
+
+    def _server_tls(self) -> Any:
+        """The server's TLS context factory; None serves plain HTTP."""
+        return None
 
     def get_protocol(self) -> str:
         return "http"
@@ -295,3 +301,85 @@ class AsyncHTTPTestCase(AsyncTestCase):
             return d
         return self.wait_for(d)
 
+
+
+class AsyncHTTPSTestCase(AsyncHTTPTestCase):
+    """Tornado's ``AsyncHTTPSTestCase``: ``AsyncHTTPTestCase`` over TLS.
+
+    The app is served with ``get_ssl_options()``: by default a self-signed
+    certificate for ``localhost``, ``127.0.0.1`` and ``::1``, made once per
+    process. ``get_url()`` gives ``https://`` URLs, and ``fetch`` does not
+    check the certificate unless given ``validate_cert=True`` (with
+    ``ca_certs=self.get_ssl_options()["certfile"]`` it then passes).
+    """
+
+    __test__ = False
+
+    def get_ssl_options(self) -> Any:
+        """``{"certfile": ..., "keyfile": ...}`` (PEM files), or a Twisted
+        server context factory such as ``twisted.internet.ssl.CertificateOptions``."""
+        return dict(zip(("certfile", "keyfile"), _self_signed_files()))
+
+    def get_protocol(self) -> str:
+        return "https"
+
+    def _server_tls(self) -> Any:
+        options = self.get_ssl_options()
+        if not isinstance(options, dict):
+            return options
+        from twisted.internet import ssl
+
+        return ssl.DefaultOpenSSLContextFactory(options["keyfile"], options["certfile"])
+
+    def fetch(self, path: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("validate_cert", False)
+        return super().fetch(path, **kwargs)
+
+
+_SELF_SIGNED: tuple[str, str] | None = None
+
+
+def _self_signed_files() -> tuple[str, str]:
+    """(certificate, key) PEM file paths of a self-signed certificate for the
+    loopback names, made on first use and removed when the process exits."""
+    global _SELF_SIGNED
+    if _SELF_SIGNED is None:
+        import atexit
+        import datetime
+        import ipaddress
+        import shutil
+        import tempfile
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                 x509.IPAddress(ipaddress.ip_address("::1"))]
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        directory = tempfile.mkdtemp(prefix="cyclone-testing-tls-")
+        atexit.register(shutil.rmtree, directory, True)
+        cert_path = os.path.join(directory, "localhost.crt")
+        key_path = os.path.join(directory, "localhost.key")
+        with open(cert_path, "wb") as out:
+            out.write(certificate.public_bytes(serialization.Encoding.PEM))
+        with open(key_path, "wb") as out:
+            out.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption()))
+        _SELF_SIGNED = (cert_path, key_path)
+    return _SELF_SIGNED

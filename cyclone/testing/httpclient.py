@@ -24,10 +24,10 @@ import urllib.parse
 import zlib
 from typing import Any, Callable, Iterable, Mapping
 
-from twisted.internet import defer, error, protocol, threads
+from twisted.internet import defer, error, protocol, ssl, threads
 from twisted.internet.abstract import isIPAddress, isIPv6Address
-from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
 from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
 from twisted.web.client import (
@@ -127,6 +127,8 @@ class ClientRequest:
         auth_mode: str | None = None,
         streaming_callback: Callable[[bytes], Any] | None = None,
         http_version: str = "HTTP/1.1",
+        validate_cert: bool = True,
+        ca_certs: str | None = None,
     ) -> None:
         self.url = url
         self.method = method.upper()
@@ -142,6 +144,10 @@ class ClientRequest:
         self.connect_timeout = connect_timeout
         self.decompress_response = decompress_response
         self.streaming_callback = streaming_callback
+        #: https: check the server's certificate (against ``ca_certs``, a PEM
+        #: file, or the system's trusted roots) and its name
+        self.validate_cert = validate_cert
+        self.ca_certs = ca_certs
         if http_version not in ("HTTP/1.0", "HTTP/1.1"):
             raise ValueError(f"http_version must be 'HTTP/1.0' or 'HTTP/1.1', not {http_version!r}")
         if http_version == "HTTP/1.0" and streaming_callback is not None:
@@ -313,14 +319,15 @@ class _TrackedEndpoint:
 
 @implementer(IAgentEndpointFactory)
 class _EndpointFactory:
-    def __init__(self, connections: _ConnectionSet, connect_timeout: float | None) -> None:
+    def __init__(self, connections: _ConnectionSet, request: ClientRequest) -> None:
         self._connections = connections
-        self._timeout = connect_timeout or 30
+        self._timeout = request.connect_timeout or 30
+        self._request = request
 
     def endpointForURI(self, uri: Any) -> _TrackedEndpoint:
         reactor = _reactor()
-        if uri.scheme != b"http":
-            raise ValueError(f"cyclone.testing's client speaks plain http, not {uri.scheme!r}")
+        if uri.scheme not in (b"http", b"https"):
+            raise ValueError(f"cyclone.testing's client speaks http and https, not {uri.scheme!r}")
         host = uri.host.decode("ascii")
         endpoint: Any
         if isIPAddress(host):
@@ -329,7 +336,35 @@ class _EndpointFactory:
             endpoint = TCP6ClientEndpoint(reactor, host, uri.port, timeout=self._timeout)
         else:
             endpoint = HostnameEndpoint(reactor, uri.host, uri.port, timeout=self._timeout)
+        if uri.scheme == b"https":
+            endpoint = wrapClientTLS(_tls_connection_creator(host, self._request), endpoint)
         return _TrackedEndpoint(endpoint, self._connections)
+
+
+def _tls_connection_creator(host: str, request: ClientRequest) -> Any:
+    """What makes the client's TLS connection: checked against ``ca_certs``
+    (or the system's roots), or, with ``validate_cert=False``, not checked."""
+    if not request.validate_cert:
+        return _UncheckedTLS()
+    if request.ca_certs is not None:
+        with open(request.ca_certs, "rb") as pem:
+            trust_root: Any = ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(pem.read())])
+    else:
+        trust_root = ssl.platformTrust()
+    return ssl.optionsForClientTLS(host, trustRoot=trust_root)
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _UncheckedTLS:
+    """A TLS client that accepts any certificate (``validate_cert=False``)."""
+
+    def __init__(self) -> None:
+        self._context = ssl.CertificateOptions(verify=False).getContext()
+
+    def clientConnectionForTLS(self, tls_protocol: Any) -> Any:
+        from OpenSSL import SSL
+
+        return SSL.Connection(self._context, None)  # Twisted sets its state and app data
 
 
 @implementer(IBodyProducer)
@@ -502,7 +537,7 @@ class AsyncHTTPClient:
 
     async def _agent_exchange(self, request: ClientRequest) -> tuple[int, str, HTTPHeaders, bytes]:
         agent = Agent.usingEndpointFactory(
-            _reactor(), _EndpointFactory(self._connections, request.connect_timeout), pool=self._pool
+            _reactor(), _EndpointFactory(self._connections, request), pool=self._pool
         )
         raw_headers = Headers()
         for name, value in request.headers.get_all():
@@ -618,20 +653,25 @@ def _translate_failure(failure: Failure) -> Failure:
 
 
 class LiveServer:
-    """``factory`` (e.g. a ``cyclone.web.Application``) listening on a free port.
+    """``factory`` (e.g. a ``cyclone.web.Application``) listening on a free port
+    (over TLS when given ``tls``, a Twisted server context factory).
 
     ``port`` is the port number, ``url(path)`` a URL on it; ``stop()``
     returns a Deferred that fires once the port and every connection it
     accepted are closed.
     """
 
-    def __init__(self, factory: protocol.Factory, interface: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, factory: protocol.Factory, interface: str = "127.0.0.1", port: int = 0, tls: Any = None
+    ) -> None:
         self.factory = factory
         self.interface = interface
         self._connections = _ConnectionSet()
-        self._listening = _reactor().listenTCP(
-            port, _TrackingFactory(factory, self._connections), interface=interface
-        )
+        tracking = _TrackingFactory(factory, self._connections)
+        if tls is None:
+            self._listening = _reactor().listenTCP(port, tracking, interface=interface)
+        else:  # a Twisted server context factory, e.g. ssl.CertificateOptions
+            self._listening = _reactor().listenSSL(port, tracking, tls, interface=interface)
         self.port: int = self._listening.getHost().port
 
     def url(self, path: str = "/", protocol: str = "http") -> str:
