@@ -93,35 +93,14 @@ def poll_until(predicate, timeout: float = 5.0, interval: float = 0.01):
 
 @pytest.fixture
 def self_signed(tmp_path):
-    """(cert_path, key_path) of a fresh self-signed certificate for localhost."""
-    import datetime
+    """(cert_path, key_path): cyclone.testing's self-signed certificate for
+    localhost, 127.0.0.1 and ::1, copied into the test's own directory."""
+    import shutil
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from cyclone.testing.case import _self_signed_files
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    cert, key = _self_signed_files()
     cert_path, key_path = tmp_path / "server.crt", tmp_path / "server.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
+    shutil.copyfile(cert, cert_path)
+    shutil.copyfile(key, key_path)
     return str(cert_path), str(key_path)
