@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import re
 import socket
 import ssl
 import sys
@@ -1162,3 +1163,108 @@ def test_bodies_not_decoded_keep_their_content_encoding(serve, settings, encodin
     assert status == 200
     assert json.loads(body) == {"content_encoding": encoding.decode(), "consumed": None,
                                 "body": raw.decode("latin-1")}
+
+
+# -- mixed traffic -----------------------------------------------------------------------------------------
+
+
+def mixed_client(port: int, seed: int, rounds: int, tls_context) -> list[str]:
+    """``rounds`` random exchanges on fresh connections (keep-alive, pipelined,
+    Connection: close, half-close, HTTP/1.0); the problems found, if any."""
+    import random
+
+    rng = random.Random(seed)
+    problems = []
+
+    def connect():
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        return tls_context.wrap_socket(sock, server_hostname="localhost") if tls_context else sock
+
+    def request(body: bytes | None, last: bool, version: bytes = b"HTTP/1.1") -> tuple[bytes, bytes]:
+        if body is None:
+            head = b"GET / " + version + b"\r\nHost: x\r\n"
+            expected = b"hello"
+        else:
+            head = b"POST /echo " + version + b"\r\nHost: x\r\nContent-Length: %d\r\n" % len(body)
+            expected = body
+        if last and version == b"HTTP/1.1":
+            head += b"Connection: close\r\n"
+        return head + b"\r\n" + (body or b""), expected
+
+    def read_to_end(sock) -> bytes:
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    for _ in range(rounds):
+        kind = rng.choice(["keep-alive", "pipelined", "close", "half-close", "http10"])
+        count = rng.randint(2, 4) if kind in ("keep-alive", "pipelined") else 1
+        bodies = [None if rng.random() < 0.5 else rng.randbytes(rng.choice([1, 100, 5000, 70000]))
+                  for _ in range(count)]
+        try:
+            with connect() as sock:
+                if kind == "keep-alive":  # one at a time, then the client closes
+                    got = []
+                    for body in bodies:
+                        data, expected = request(body, last=False)
+                        sock.sendall(data)
+                        response = b""
+                        while b"\r\n\r\n" not in response:
+                            response += sock.recv(65536)
+                        head, _, body_read = response.partition(b"\r\n\r\n")
+                        length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+                        while len(body_read) < length:
+                            body_read += sock.recv(65536)
+                        got.append((body_read, expected))
+                else:
+                    version = b"HTTP/1.0" if kind == "http10" else b"HTTP/1.1"
+                    exchanges = [request(body, last=i == count - 1, version=version)
+                                 for i, body in enumerate(bodies)]
+                    sock.sendall(b"".join(data for data, _ in exchanges))
+                    if kind == "half-close" and not tls_context:
+                        sock.shutdown(socket.SHUT_WR)
+                    responses = parse_responses(read_to_end(sock))
+                    got = list(zip([b for _, _, b in responses], [e for _, e in exchanges]))
+                    if len(responses) != count:
+                        problems.append(f"{kind}: {len(responses)} responses to {count} requests")
+            problems += [f"{kind}: wrong body ({len(b)} bytes, not {len(e)})" for b, e in got if b != e]
+        except (OSError, ValueError) as exc:
+            problems.append(f"{kind}: {exc!r}")
+    return problems
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+@inline
+def test_mixed_traffic_loses_nothing_and_leaves_no_connection_open(listen, app, self_signed, tls):
+    """Eight clients at once, each making 20 random exchanges on fresh
+    connections: every response arrives whole, and once the clients are done
+    every connection the server accepted has closed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = MadeConnections(app)
+    if tls:
+        from twisted.internet import ssl as tssl
+
+        cert, key = self_signed
+        listening = reactor.listenSSL(0, server, tssl.DefaultOpenSSLContextFactory(key, cert),
+                                      interface="127.0.0.1")
+        port = listening.getHost().port
+        context = ssl.create_default_context(cafile=cert)
+    else:
+        listening = None
+        port = listen(server)
+        context = None
+    try:
+        def clients():
+            with ThreadPoolExecutor(8) as pool:
+                return [p for ps in pool.map(lambda seed: mixed_client(port, seed, 20, context), range(8))
+                        for p in ps]
+
+        problems = yield in_thread(clients)
+        assert problems == []
+        assert len(server.made) == 8 * 20
+        yield poll_until(lambda: all(c.transport.disconnected for c in server.made), timeout=10)
+    finally:
+        if listening is not None:
+            yield listening.stopListening()
