@@ -16,6 +16,7 @@ import re
 import urllib.parse
 from typing import Any, Callable, overload
 
+from cyclone.urlencoded import parse_urlencoded, unquote_bytes
 from cyclone.util import basestring_type, bytes_type, unicode_type
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "recursive_unicode",
     "linkify",
     "parse_qs_bytes",
+    "unquote_bytes",
     "unicode_type",
     "bytes_type",
     "basestring_type",
@@ -115,6 +117,35 @@ def url_escape(value: str | bytes, plus: bool = True) -> str:
     return urllib.parse.quote(utf8(value))
 
 
+# -- percent-decoding ------------------------------------------------------
+# The linear decoders live in cyclone.urlencoded (sans-IO); urllib.parse's
+# make an object per "%" (seconds and gigabytes for a large hostile input).
+
+_ASCII_RUN_RE = re.compile(r"([\x00-\x7f]+)")
+
+
+def _unquote_text(text: str, encoding: str, errors: str) -> str:
+    """``urllib.parse.unquote(text, encoding, errors)``, linear."""
+    if "%" not in text:
+        return text
+    if text.isascii():
+        return unquote_bytes(text.encode("ascii")).decode(encoding, errors)
+    # As urllib: only the ASCII runs are decoded, each on its own; the other
+    # characters are kept.  Joined in batches so that the list of pieces
+    # never holds an object per character.
+    out: list[str] = []
+    batch: list[str] = []
+    for run in _ASCII_RUN_RE.split(text):
+        if run and run.isascii():
+            run = unquote_bytes(run.encode("ascii")).decode(encoding, errors)
+        batch.append(run)
+        if len(batch) >= 4096:
+            out.append("".join(batch))
+            batch.clear()
+    out.append("".join(batch))
+    return "".join(out)
+
+
 @overload
 def url_unescape(value: str | bytes, encoding: None, plus: bool = True) -> bytes: ...
 
@@ -129,36 +160,49 @@ def url_unescape(
     """Decode a percent-encoded ``value`` (``str`` or ``bytes``).
 
     The decoded bytes are turned into text with ``encoding`` (invalid
-    sequences become U+FFFD); ``encoding=None`` returns the raw bytes.  With
-    ``plus=True`` a ``+`` is read as a space, as in query strings.
+    sequences become U+FFFD); ``encoding=None`` returns the raw bytes (a
+    ``str`` value is UTF-8 encoded first).  With ``plus=True`` a ``+`` is
+    read as a space, as in query strings.  Linear in time and memory on any
+    input (see :func:`unquote_bytes`).
     """
     if encoding is None:
+        data = value.encode("utf-8") if isinstance(value, str) else value
         if plus:
-            # unquote_to_bytes has no plus mode; '+' is never produced by
-            # percent-decoding, so replacing it first is equivalent.
-            value = to_basestring(value).replace("+", " ")
-        return urllib.parse.unquote_to_bytes(value)
+            data = data.replace(b"+", b" ")
+        return unquote_bytes(data)
+    text = to_basestring(value)
     if plus:
-        return urllib.parse.unquote_plus(to_basestring(value), encoding=encoding)
-    return urllib.parse.unquote(to_basestring(value), encoding=encoding)
+        text = text.replace("+", " ")
+    return _unquote_text(text, encoding, "replace")
 
 
 def parse_qs_bytes(
-    qs: str | bytes, keep_blank_values: bool = False, strict_parsing: bool = False
+    qs: str | bytes,
+    keep_blank_values: bool = False,
+    strict_parsing: bool = False,
+    *,
+    max_num_fields: int | None = None,
 ) -> dict[str, list[bytes]]:
     """Parse a query string into ``{name: [value, ...]}`` with ``bytes`` values.
 
     Percent-escapes are decoded byte for byte, so values need not be UTF-8;
     the caller decodes them.  Names are decoded as latin-1, as Tornado does.
+    A ``str`` is read as latin-1 (as UTF-8 if it has other characters).
+    ``max_num_fields`` caps the number of ``&``-separated fields (empty ones
+    count): more raise ``ValueError`` (:class:`~cyclone.urlencoded.UrlencodedError`)
+    before anything is decoded.  Linear in time and memory on any input.
     """
-    if isinstance(qs, bytes):
-        qs = qs.decode("latin1")
-    # latin-1 maps bytes 0-255 one to one onto code points, so decoding the
-    # percent-escapes as latin-1 and re-encoding recovers the original bytes.
-    parsed = urllib.parse.parse_qs(
-        qs, keep_blank_values, strict_parsing, encoding="latin1", errors="strict"
+    if isinstance(qs, str):
+        try:
+            qs = qs.encode("latin1")
+        except UnicodeEncodeError:
+            qs = qs.encode("utf-8")
+    return parse_urlencoded(
+        qs,
+        max_fields=max_num_fields,
+        keep_blank_values=keep_blank_values,
+        strict_parsing=strict_parsing,
     )
-    return {name: [v.encode("latin1") for v in values] for name, values in parsed.items()}
 
 
 def utf8(value: str | bytes | None) -> bytes | None:

@@ -246,6 +246,7 @@ class _BufferingDelegate:
 
     def data_received(self, chunk: bytes) -> None:
         self.chunks.append(chunk)
+        self.request._body_chunk(chunk)
 
     def finish(self) -> None:
         request = self.request

@@ -19,6 +19,7 @@ Deliberate differences from Tornado, all in the direction of RFC 9110/9112:
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import datetime
 import http.cookies
 import re
@@ -31,6 +32,7 @@ from typing import Any, NamedTuple
 from twisted.internet import defer
 
 from cyclone.escape import parse_qs_bytes, utf8
+from cyclone.urlencoded import UrlencodedError, UrlencodedParser, parse_urlencoded
 from cyclone.util import ObjectDict
 
 __all__ = [
@@ -43,6 +45,10 @@ __all__ = [
     "ResponseStartLine",
     "parse_response_start_line",
     "HTTPFile",
+    "ParseBodyConfig",
+    "ParseMultipartConfig",
+    "ParseUrlEncodedConfig",
+    "set_parse_body_config",
     "parse_body_arguments",
     "parse_multipart_form_data",
     "parse_cookie",
@@ -371,8 +377,17 @@ class HTTPServerRequest:
 
     # The argument dicts are built when first used (a hello-world request
     # never looks at them); after that they are plain attributes.
+    #: the parsing limits for this request (``None``: the global default of
+    #: :func:`set_parse_body_config`); the web application sets its own
+    parse_body_config: ParseBodyConfig | None = None
+    #: most query arguments accepted (``None``: the urlencoded ``max_arguments``)
+    max_query_arguments: int | None = None
+    #: most cookies accepted in the ``Cookie`` headers (as Go's net/http: 3000)
+    max_cookies: int = 3000
+    _form_parser: UrlencodedParser | None = None
+
     query_arguments: dict[str, list[bytes]] = _built_on_first_use(
-        lambda self: parse_qs_bytes(self.query, keep_blank_values=True) if self.query else {}
+        lambda self: self._parse_query() if self.query else {}
     )
     arguments: dict[str, list[bytes]] = _built_on_first_use(
         lambda self: {name: list(values) for name, values in self.query_arguments.items()}
@@ -402,22 +417,38 @@ class HTTPServerRequest:
         """True when the request was made with HTTP/1.1."""
         return self.version == "HTTP/1.1"
 
+    def _parse_query(self) -> dict[str, list[bytes]]:
+        limit = self.max_query_arguments
+        if limit is None:
+            limit = (self.parse_body_config or _default_parse_body_config).urlencoded.max_arguments
+        try:
+            return parse_qs_bytes(self.query, keep_blank_values=True, max_num_fields=limit)
+        except UrlencodedError as e:
+            raise HTTPInputError(f"Invalid query string: {e}") from e
+
     @property
     def cookies(self) -> dict[str, http.cookies.Morsel]:
-        """The request's cookies as ``{name: Morsel}`` (parsed once)."""
+        """The request's cookies as ``{name: Morsel}`` (parsed once).
+
+        Malformed cookies are skipped; more than ``max_cookies`` raise
+        :class:`HTTPInputError` (a 400 in a handler)."""
         cookies = self.__dict__.get("_cookies")
         if cookies is None:
             cookies = http.cookies.SimpleCookie()
+            parsed: dict[str, str] = {}
             for header in self.headers.get_list("Cookie"):
                 try:
-                    parsed = parse_cookie(header)
+                    parsed.update(parse_cookie(header))
                 except Exception:  # a malformed Cookie header yields no cookies
                     continue
-                for name, value in parsed.items():
-                    try:
-                        cookies[name] = value
-                    except http.cookies.CookieError:
-                        continue
+            # checked before any Morsel is made: one costs ~80 times its bytes
+            if len(parsed) > self.max_cookies:
+                raise HTTPInputError(f"more than {self.max_cookies} cookies")
+            for name, value in parsed.items():
+                try:
+                    cookies[name] = value
+                except http.cookies.CookieError:
+                    continue
             self._cookies = cookies
         return cookies
 
@@ -453,6 +484,32 @@ class HTTPServerRequest:
         if self.connection is not None:
             self.connection.finish()
 
+    def _body_chunk(self, chunk: bytes) -> None:
+        """Take the next piece of the body as it arrives: a urlencoded form is
+        parsed piece by piece, so a large one is never decoded in one long
+        step; past a limit the parser stops and :meth:`_parse_body` raises."""
+        parser = self._form_parser
+        if parser is None:
+            if "_form_parser" in self.__dict__:
+                return  # not a urlencoded form, or it failed already
+            parser = self._form_parser = self._urlencoded_parser()
+            if parser is None:
+                return
+        try:
+            parser.feed(chunk)
+        except UrlencodedError:
+            pass  # the parser keeps its error: _parse_body raises it at the end
+
+    def _urlencoded_parser(self) -> UrlencodedParser | None:
+        content_type = self.headers.get("Content-Type")
+        if not content_type or not _is_urlencoded(content_type):
+            return None
+        encoding = self.headers.get("Content-Encoding")
+        if encoding is not None and encoding.strip().lower() != "identity":
+            return None  # parse_body_arguments refuses it at the end
+        config = self.parse_body_config or _default_parse_body_config
+        return UrlencodedParser(max_fields=config.urlencoded.max_arguments)
+
     def _set_body(self, chunks: list[bytes]) -> None:
         """Set ``body`` from the received pieces and parse its form arguments
         (``HTTPInputError`` for a malformed form body)."""
@@ -463,16 +520,27 @@ class HTTPServerRequest:
 
     def _parse_body(self) -> None:
         """Fill ``body_arguments``, ``files`` and ``arguments`` from the body."""
-        content_type = self.headers.get("Content-Type", "")
-        if "form" not in content_type.lower():
-            return  # only the two form types carry arguments: the rest is ignored
-        parse_body_arguments(
-            content_type,
-            self.body,
-            self.body_arguments,
-            self.files,
-            self.headers,
-        )
+        parser = self._form_parser
+        if parser is not None:
+            self._form_parser = None
+            try:
+                parsed = parser.close()
+            except UrlencodedError as e:
+                raise HTTPInputError(f"Invalid x-www-form-urlencoded body: {e}") from e
+            for name, values in parsed.items():
+                self.body_arguments.setdefault(name, []).extend(values)
+        else:
+            content_type = self.headers.get("Content-Type", "")
+            if "form" not in content_type.lower():
+                return  # only the two form types carry arguments: the rest is ignored
+            parse_body_arguments(
+                content_type,
+                self.body,
+                self.body_arguments,
+                self.files,
+                self.headers,
+                config=self.parse_body_config,
+            )
         for name, values in self.body_arguments.items():
             self.arguments.setdefault(name, []).extend(values)
 
@@ -677,6 +745,60 @@ class HTTPFile(ObjectDict):
     ``content_type`` (str), readable as keys or attributes."""
 
 
+@dataclasses.dataclass
+class ParseMultipartConfig:
+    """Limits for ``multipart/form-data`` bodies (Tornado 6.6's API).
+
+    ``enabled=False`` refuses every multipart body (400); ``max_parts`` is
+    the most parts accepted (each form field or file is one);
+    ``max_part_header_size`` the most bytes of one part's header block.
+    """
+
+    enabled: bool = True
+    max_parts: int = 100
+    max_part_header_size: int = 10 * 1024
+
+
+@dataclasses.dataclass
+class ParseUrlEncodedConfig:
+    """Limits for ``application/x-www-form-urlencoded`` bodies (and, unless
+    the ``max_query_arguments`` setting says otherwise, query strings):
+    ``max_arguments`` is the most ``&``-separated fields accepted."""
+
+    max_arguments: int = 1000
+
+
+@dataclasses.dataclass
+class ParseBodyConfig:
+    """How request bodies are parsed: ``multipart`` and ``urlencoded`` limits.
+
+    The global default is set with :func:`set_parse_body_config`; a
+    ``cyclone.web.Application`` takes its own from the ``parse_body_config``
+    setting and the flat settings ``max_body_arguments``,
+    ``multipart_enabled``, ``max_multipart_parts`` and
+    ``max_multipart_part_header_size``.
+    """
+
+    multipart: ParseMultipartConfig = dataclasses.field(default_factory=ParseMultipartConfig)
+    urlencoded: ParseUrlEncodedConfig = dataclasses.field(default_factory=ParseUrlEncodedConfig)
+
+
+_default_parse_body_config = ParseBodyConfig()
+
+
+def set_parse_body_config(config: ParseBodyConfig) -> None:
+    """Set the process-wide default :class:`ParseBodyConfig`, used wherever
+    no application setting gives one (read each time a body is parsed)."""
+    global _default_parse_body_config
+    if not isinstance(config, ParseBodyConfig):
+        raise TypeError(f"set_parse_body_config takes a ParseBodyConfig, not {type(config)!r}")
+    _default_parse_body_config = config
+
+
+def _is_urlencoded(content_type: str) -> bool:
+    return content_type.partition(";")[0].strip().lower() == "application/x-www-form-urlencoded"
+
+
 def parse_body_arguments(
     content_type: str,
     body: bytes,
@@ -684,8 +806,9 @@ def parse_body_arguments(
     files: dict[str, list[HTTPFile]],
     headers: HTTPHeaders | None = None,
     *,
-    max_parts: int = 100,
-    max_part_header_size: int = 10240,
+    config: ParseBodyConfig | None = None,
+    max_parts: int | None = None,
+    max_part_header_size: int | None = None,
 ) -> None:
     """Parse a form body into ``arguments`` and ``files`` (both updated in
     place; values are bytes).
@@ -694,9 +817,12 @@ def parse_body_arguments(
     ``multipart/form-data``; other content types are ignored.  A form body
     with a ``Content-Encoding`` other than ``identity`` in ``headers`` is
     refused: nothing here decompresses it.  Raises :class:`HTTPInputError`
-    on malformed input; ``max_parts`` and ``max_part_header_size`` are passed
-    to :func:`parse_multipart_form_data`.
+    on malformed input or past a limit of ``config`` (default: the global
+    one, see :func:`set_parse_body_config`); ``max_parts`` and
+    ``max_part_header_size``, when given, override the multipart limits.
     """
+    if config is None:
+        config = _default_parse_body_config
     media_type, params = _parse_header(content_type)
     media_type = media_type.lower()
     if media_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -709,18 +835,22 @@ def parse_body_arguments(
         boundary = params.get("boundary")
         if not boundary:
             raise HTTPInputError("Invalid multipart/form-data: no boundary")
+        multipart = config.multipart
         parse_multipart_form_data(
             boundary,
             body,
             arguments,
             files,
-            max_parts=max_parts,
-            max_part_header_size=max_part_header_size,
+            config=multipart,
+            max_parts=multipart.max_parts if max_parts is None else max_parts,
+            max_part_header_size=(
+                multipart.max_part_header_size if max_part_header_size is None else max_part_header_size
+            ),
         )
         return
     try:
-        parsed = parse_qs_bytes(body.decode("latin1"), keep_blank_values=True)
-    except Exception as e:
+        parsed = parse_urlencoded(body, max_fields=config.urlencoded.max_arguments)
+    except UrlencodedError as e:
         raise HTTPInputError(f"Invalid x-www-form-urlencoded body: {e}") from e
     for name, values in parsed.items():
         arguments.setdefault(name, []).extend(values)
@@ -737,11 +867,17 @@ def parse_multipart_form_data(
     arguments: dict[str, list[bytes]],
     files: dict[str, list[HTTPFile]],
     *,
-    max_parts: int = 100,
-    max_part_header_size: int = 10240,
+    config: ParseMultipartConfig | None = None,
+    max_parts: int | None = None,
+    max_part_header_size: int | None = None,
 ) -> None:
     """Parse a ``multipart/form-data`` body (RFC 7578) into ``arguments`` and
     ``files``.
+
+    The limits come from ``config`` (default: the global one, see
+    :func:`set_parse_body_config`); ``max_parts`` and
+    ``max_part_header_size``, when given, override it.  A disabled config
+    refuses every body.
 
     ``boundary`` may be quoted.  Each part needs a ``Content-Disposition:
     form-data`` header with a ``name``; a non-empty ``filename`` makes it a
@@ -755,6 +891,14 @@ def parse_multipart_form_data(
     contain a bare CR or LF, a bad Content-Disposition.  Linear in
     ``len(data)``.
     """
+    if config is None:
+        config = _default_parse_body_config.multipart
+    if not config.enabled:
+        raise HTTPInputError("multipart/form-data parsing is disabled")
+    if max_parts is None:
+        max_parts = config.max_parts
+    if max_part_header_size is None:
+        max_part_header_size = config.max_part_header_size
     boundary = utf8(boundary)
     if len(boundary) >= 2 and boundary[:1] == b'"' and boundary[-1:] == b'"':
         boundary = boundary[1:-1]

@@ -28,6 +28,7 @@ in ``Application``'s docstring.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import gzip
@@ -1351,6 +1352,10 @@ class RequestHandler:
 
     def _handle_request_exception(self, exc: BaseException) -> None:
         exc = _unwrap_failure(exc)
+        if isinstance(exc, httputil.HTTPInputError):
+            # the request's own data broke a limit or the syntax (query
+            # string, cookies, ...), found while the handler read it
+            exc = _input_error(exc)
         if isinstance(exc, Finish):
             if not self._finished:
                 self.finish(*exc.args)
@@ -1775,10 +1780,13 @@ class ErrorHandler(RequestHandler):
 
     no_xsrf = True
 
-    def initialize(self, status_code: int = 404) -> None:
+    def initialize(self, status_code: int = 404, error: HTTPError | None = None) -> None:
         self.set_status(status_code)
+        self._error = error
 
     def prepare(self) -> None:
+        if self._error is not None:
+            raise self._error
         raise HTTPError(self._status_code)
 
     def check_xsrf_cookie(self) -> None:
@@ -1936,6 +1944,35 @@ def _unescape_pattern(fragment: str) -> str | None:
 # ----------------------------------------------------------------------------
 
 
+def _request_limits(settings: dict[str, Any]) -> dict[str, Any]:
+    """The parsing limits each request of an application gets (only those
+    its settings change): attributes of ``HTTPServerRequest``."""
+    limits: dict[str, Any] = {}
+    config = settings.get("parse_body_config")
+    if config is not None and not isinstance(config, httputil.ParseBodyConfig):
+        raise TypeError(f"parse_body_config must be a ParseBodyConfig, not {type(config)!r}")
+    flat = {
+        ("urlencoded", "max_arguments"): settings.get("max_body_arguments"),
+        ("multipart", "enabled"): settings.get("multipart_enabled"),
+        ("multipart", "max_parts"): settings.get("max_multipart_parts"),
+        ("multipart", "max_part_header_size"): settings.get("max_multipart_part_header_size"),
+    }
+    if config is not None or any(v is not None for v in flat.values()):
+        base = config or httputil._default_parse_body_config
+        config = httputil.ParseBodyConfig(
+            multipart=dataclasses.replace(base.multipart),
+            urlencoded=dataclasses.replace(base.urlencoded),
+        )
+        for (part, name), value in flat.items():
+            if value is not None:
+                setattr(getattr(config, part), name, value)
+        limits["parse_body_config"] = config
+    for name in ("max_query_arguments", "max_cookies"):
+        if settings.get(name) is not None:
+            limits[name] = settings[name]
+    return limits
+
+
 class Application(protocol.ServerFactory):
     """A collection of request handlers that make up a web application; a
     Twisted ``ServerFactory``: ``reactor.listenTCP(8888, app)``.
@@ -1954,7 +1991,14 @@ class Application(protocol.ServerFactory):
     ``static_handler_class``, ``static_handler_args``, ``ui_modules``,
     ``ui_methods``, ``log_function``, ``default_handler_class``,
     ``default_handler_args``, ``log_bridge`` (True: send ``cyclone.*`` logs to
-    Twisted's log when stdlib logging is not configured). The HTTP server's
+    Twisted's log when stdlib logging is not configured).  Parsing limits
+    (read when the application is made; past one the answer is a 400 that
+    says which): ``parse_body_config`` (a ``httputil.ParseBodyConfig``;
+    default the global one of ``httputil.set_parse_body_config``), and over
+    it ``max_body_arguments`` (1000), ``multipart_enabled`` (True),
+    ``max_multipart_parts`` (100), ``max_multipart_part_header_size``
+    (10240); ``max_query_arguments`` (default: ``max_body_arguments``'s
+    value) and ``max_cookies`` (3000).  The HTTP server's
     settings (limits, timeouts, ``xheaders``, ``trusted_downstream``,
     ``no_keep_alive``) are read by ``cyclone.httpserver``.
     """
@@ -2007,6 +2051,7 @@ class Application(protocol.ServerFactory):
                 handlers.insert(0, (pattern, static_handler_class, static_handler_args))
         if handlers:
             self.add_handlers(".*$", handlers)
+        self._request_limits = _request_limits(self.settings)
 
     # -- configuration -------------------------------------------------------------------
 
@@ -2133,12 +2178,17 @@ class Application(protocol.ServerFactory):
         dispatcher.chunks = None
         dispatcher.stream = False
         dispatcher.handler_class = None
+        limits = self._request_limits
+        if limits:
+            request.__dict__.update(limits)
         return dispatcher
 
     def __call__(self, request: HTTPRequest) -> RequestHandler:
         """Serve a request whose body is already read (the original cyclone's
         interface); returns the handler."""
         dispatcher = _RequestDispatcher(self, request.connection, request)
+        if self._request_limits:
+            request.__dict__.update(self._request_limits)
         dispatcher.execute()
         return dispatcher.handler
 
@@ -2165,7 +2215,17 @@ class Application(protocol.ServerFactory):
 
 def _unquote_path(value: str) -> bytes:
     # percent-decoding yields bytes; handlers get them via decode_argument (400 on bad UTF-8)
-    return urllib.parse.unquote_to_bytes(value)
+    return escape.url_unescape(value, encoding=None, plus=False)
+
+
+def _input_error(exc: httputil.HTTPInputError) -> HTTPError:
+    """The 400 for malformed or over-limit input; the reason phrase says
+    what was wrong (printable ASCII only, so it is always a valid one)."""
+    message = _UNPRINTABLE_RE.sub("?", str(exc))[:200] or "Bad Request"
+    return HTTPError(400, "%s", message, reason=message)
+
+
+_UNPRINTABLE_RE = re.compile(r"[^\x20-\x7e]")
 
 
 _NO_TRANSFORMS: list = []  # shared, never mutated
@@ -2236,6 +2296,7 @@ class _RequestDispatcher:
                 self.chunks = [chunk]
             else:
                 self.chunks.append(chunk)
+            self.request._body_chunk(chunk)
             return None
         handler = self.handler
         if handler is None or handler._finished:
@@ -2266,8 +2327,8 @@ class _RequestDispatcher:
             try:
                 request._set_body(chunks)
             except httputil.HTTPInputError as exc:
-                gen_log.info("400 Bad Request from %s: %s", request.remote_ip, exc)
-                self.handler_class, self.handler_kwargs = ErrorHandler, {"status_code": 400}
+                error = _input_error(exc)
+                self.handler_class, self.handler_kwargs = ErrorHandler, {"status_code": 400, "error": error}
                 self.path_args, self.path_kwargs = [], {}
         if self.handler_class is None:  # Application.__call__: headers_received() was not called
             cls, kwargs, args, path_kwargs = application._find_handler(request)
