@@ -437,13 +437,9 @@ class HTTPServerRequest:
             cookies = http.cookies.SimpleCookie()
             parsed: dict[str, str] = {}
             for header in self.headers.get_list("Cookie"):
-                try:
-                    parsed.update(parse_cookie(header))
-                except Exception:  # a malformed Cookie header yields no cookies
-                    continue
-            # checked before any Morsel is made: one costs ~80 times its bytes
-            if len(parsed) > self.max_cookies:
-                raise HTTPInputError(f"more than {self.max_cookies} cookies")
+                # HTTPInputError past max_cookies: checked before any Morsel
+                # is made, as one costs ~80 times its bytes
+                _parse_cookie_into(header, parsed, self.max_cookies)
             for name, value in parsed.items():
                 try:
                     cookies[name] = value
@@ -910,10 +906,11 @@ def parse_multipart_form_data(
     # Every delimiter after the first is preceded by CRLF, which belongs to
     # the delimiter, not to the previous part's body.
     inner_delimiter = b"\r\n" + delimiter
+    delimiter_re = re.compile(re.escape(inner_delimiter) + rb"(?=--|[ \t]*\r\n)")
     if data.startswith(delimiter) and _DELIMITER_LINE_END_RE.match(data, len(delimiter)):
         pos = len(delimiter)
     else:
-        pos = _find_delimiter(data, inner_delimiter, 0)
+        pos = _find_delimiter(data, delimiter_re, 0)
         if pos < 0:
             raise HTTPInputError("Invalid multipart/form-data: no boundary found")
         pos += len(inner_delimiter)
@@ -927,27 +924,24 @@ def parse_multipart_form_data(
         parts += 1
         if parts > max_parts:
             raise HTTPInputError(f"Invalid multipart/form-data: more than {max_parts} parts")
-        part_end = _find_delimiter(data, inner_delimiter, part_start)
+        part_end = _find_delimiter(data, delimiter_re, part_start)
         if part_end < 0:
             raise HTTPInputError("Invalid multipart/form-data: no final boundary found")
         _parse_part(data, part_start, part_end, arguments, files, max_part_header_size)
         pos = part_end + len(inner_delimiter)
 
 
-def _find_delimiter(data: bytes, inner_delimiter: bytes, start: int) -> int:
+def _find_delimiter(data: bytes, delimiter_re: re.Pattern[bytes], start: int) -> int:
     """Index of the next ``CRLF--boundary`` at or after ``start`` that is
     followed by ``--`` or by padding and CRLF, or -1.
 
-    Other occurrences (``--boundaryX``) are part of a body; skipping them
-    one by one keeps the scan linear, as a search never restarts before
-    the previous hit.
+    ``delimiter_re`` matches exactly such a delimiter; other occurrences
+    (``--boundaryX``) are part of a body and are skipped inside the regex
+    engine's search (a literal-prefix scan), not one by one in Python, so a
+    body full of near-boundaries costs no more than any other.
     """
-    after = len(inner_delimiter)
-    while True:
-        idx = data.find(inner_delimiter, start)
-        if idx < 0 or _DELIMITER_LINE_END_RE.match(data, idx + after):
-            return idx
-        start = idx + 1
+    match = delimiter_re.search(data, start)
+    return -1 if match is None else match.start()
 
 
 def _parse_part(
@@ -1015,27 +1009,50 @@ def _unquote_cookie(value: str) -> str:
     return _COOKIE_ESCAPE_RE.sub(_cookie_unescape, value[1:-1])
 
 
-def parse_cookie(cookie: str) -> dict[str, str]:
+def parse_cookie(cookie: str, max_cookies: int | None = None) -> dict[str, str]:
     """Parse a ``Cookie`` header into ``{name: value}``, leniently, as
     browsers do.
 
     Pairs are split on ``;``; a chunk without ``=`` is a value with an empty
-    name; quoted values are unquoted; a later duplicate name wins.
+    name; quoted values are unquoted; a later duplicate name wins.  More
+    than ``max_cookies`` names raise :class:`HTTPInputError` as soon as the
+    one too many is read.  Linear in time; the memory beyond the result is
+    bounded by a constant.
 
     >>> sorted(parse_cookie('a=1; b="x y"; c').items())
     [('', 'c'), ('a', '1'), ('b', 'x y')]
     """
     cookies: dict[str, str] = {}
-    for chunk in cookie.split(";"):
-        key, eq, value = chunk.partition("=")
-        if not eq:
-            # A nameless cookie (https://bugzilla.mozilla.org/169091).
-            key, value = "", key
-        key = key.strip()
-        value = value.strip()
-        if key or value:
-            cookies[key] = _unquote_cookie(value)
+    _parse_cookie_into(cookie, cookies, max_cookies)
     return cookies
+
+
+_COOKIE_WINDOW = 1 << 15
+
+
+def _parse_cookie_into(cookie: str, cookies: dict[str, str], max_cookies: int | None) -> None:
+    size = len(cookie)
+    start = 0
+    while start < size:
+        # a window of about _COOKIE_WINDOW characters cut after a ";", so that
+        # splitting never makes a list with an item per byte of the header
+        end = cookie.find(";", start + _COOKIE_WINDOW) if size - start > _COOKIE_WINDOW else -1
+        if end < 0:
+            end = size
+        for chunk in cookie[start:end].split(";"):
+            if not chunk:
+                continue  # ";;": cheap to skip, and a header of them costs nothing
+            key, eq, value = chunk.partition("=")
+            if not eq:
+                # A nameless cookie (https://bugzilla.mozilla.org/169091).
+                key, value = "", key
+            key = key.strip()
+            value = value.strip()
+            if key or value:
+                cookies[key] = _unquote_cookie(value)
+                if max_cookies is not None and len(cookies) > max_cookies:
+                    raise HTTPInputError(f"more than {max_cookies} cookies")
+        start = end + 1
 
 
 # -- dates and URLs -------------------------------------------------------

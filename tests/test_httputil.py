@@ -843,3 +843,96 @@ def test_doctests_suite_runs_and_passes():
     with open(os.devnull, "w") as devnull:
         result = unittest.TextTestRunner(stream=devnull).run(suite)
     assert result.wasSuccessful()
+
+
+# -- budgets on hostile input (issue 11): tracemalloc peak within 12 times the
+# input, CPU time within a multiple of a plain input of the same size
+
+
+def _peak(function, *args, **kwargs):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        try:
+            function(*args, **kwargs)
+        except HTTPInputError:
+            pass
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _cpu(function, *args, **kwargs):
+    import time
+
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        try:
+            function(*args, **kwargs)
+        except HTTPInputError:
+            pass
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def _multipart_worst_cases(size):
+    part = b'--B\r\nContent-Disposition: form-data; name="a"\r\n\r\n\r\n'
+    return {
+        "many tiny parts": part * (size // len(part)) + b"--B--\r\n",
+        "huge part header": b"--B\r\nX: " + b"a" * size + b"\r\n\r\nv\r\n--B--\r\n",
+        "near boundaries": b'--B\r\nContent-Disposition: form-data; name="a"\r\n\r\n'
+        + b"\r\n--Bx" * (size // 5) + b"\r\n--B--\r\n",
+        "dashes": b"--B\r\n" + b"-" * size,
+        "CRLFs": b'--B\r\nContent-Disposition: form-data; name="a"\r\n\r\n' + b"\r\n" * (size // 2),
+    }
+
+
+def _plain_multipart(size):
+    """A form of 100 fields (the default most) of text, ``size`` bytes in all."""
+    part = b'--B\r\nContent-Disposition: form-data; name="f"\r\n\r\n' + b"some text. " * (size // 1100)
+    return b"\r\n".join([part] * 100) + b"\r\n--B--\r\n"
+
+
+@pytest.mark.parametrize("size", [300_000, 3_000_000])
+def test_multipart_within_memory_and_time_budget(size):
+    plain = _cpu(parse_multipart_form_data, b"B", _plain_multipart(size), {}, {})
+    for name, data in _multipart_worst_cases(size).items():
+        peak = _peak(parse_multipart_form_data, b"B", data, {}, {})
+        assert peak <= 12 * len(data), (name, peak / len(data))
+        assert _cpu(parse_multipart_form_data, b"B", data, {}, {}) <= 10 * plain + 0.01, name
+
+
+@pytest.mark.parametrize("size", [300_000, 3_000_000])
+def test_cookies_within_memory_and_time_budget(size):
+    # plain: ordinary cookies of about 40 bytes (no limit, to parse them all)
+    plain = "; ".join(f"session_{i}=0123456789abcdef0123456789" for i in range(size // 40))
+    t_plain = _cpu(parse_cookie, plain)
+    cases = {
+        "many cookies": "; ".join(f"c{i}=v" for i in range(size // 8)),
+        "separators": ";" * size,
+        "equals": "=" * size,
+        "escapes": 'q="' + "\\101" * (size // 4) + '"',
+        "backslashes": 'q="' + "\\" * size + '"',
+    }
+    for name, header in cases.items():
+        peak = _peak(parse_cookie, header, max_cookies=3000)
+        assert peak <= 12 * len(header), (name, peak / len(header))
+        assert _cpu(parse_cookie, header, max_cookies=3000) <= 10 * t_plain + 0.01, name
+
+
+def test_parse_cookie_max_cookies():
+    assert parse_cookie("a=1; b=2", max_cookies=2) == {"a": "1", "b": "2"}
+    assert parse_cookie("a=1; a=2; ;;", max_cookies=1) == {"a": "2"}
+    with pytest.raises(HTTPInputError, match="more than 2 cookies"):
+        parse_cookie("a=1; b=2; c=3", max_cookies=2)
+
+
+def test_parse_cookie_window_cuts_change_nothing(monkeypatch):
+    import cyclone.httputil as httputil_module
+
+    header = 'a=1; b="x;y"; c; =d; e=2;; f = 3 '
+    expected = parse_cookie(header)
+    monkeypatch.setattr(httputil_module, "_COOKIE_WINDOW", 1)
+    assert parse_cookie(header) == expected
