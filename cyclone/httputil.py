@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 from twisted.internet import defer
 
-from cyclone.escape import parse_qs_bytes, utf8
+from cyclone.escape import _unquote_text, parse_qs_bytes, utf8
 from cyclone.urlencoded import UrlencodedError, UrlencodedParser, parse_urlencoded
 from cyclone.util import ObjectDict
 
@@ -676,9 +676,9 @@ def _decode_ext_value(value: str) -> str:
     if value.count("'") >= 2:
         charset, _lang, text = value.split("'", 2)
     try:
-        return urllib.parse.unquote(text, encoding=charset or "us-ascii", errors="replace")
+        return _unquote_text(text, charset or "us-ascii", "replace")
     except LookupError:
-        return urllib.parse.unquote(text, encoding="us-ascii", errors="replace")
+        return _unquote_text(text, "us-ascii", "replace")
 
 
 def _parse_header(line: str) -> tuple[str, dict[str, str]]:
