@@ -970,11 +970,14 @@ class RequestHandler:
         return None
 
     def get_browser_locale(self, default: str = "en_US") -> locale.Locale:
-        """The best locale from ``Accept-Language`` (q-values honoured)."""
+        """The best locale from ``Accept-Language`` (q-values honoured; only
+        the first ``_MAX_LANGUAGE_RANGES`` ranges are read, since browsers send
+        a handful and each costs objects)."""
         header = self.request.headers.get("Accept-Language")
         if header:
             weighted = []
-            for position, part in enumerate(header.split(",")):
+            ranges = header.split(",", _MAX_LANGUAGE_RANGES)[:_MAX_LANGUAGE_RANGES]
+            for position, part in enumerate(ranges):
                 pieces = [p.strip() for p in part.split(";")]
                 code = pieces[0]
                 if not code:
@@ -2211,6 +2214,10 @@ class Application(protocol.ServerFactory):
             return
         request_time = 1000.0 * handler.request.request_time()
         access_log.log(level, "%d %s %.2fms", status, handler._request_summary(), request_time)
+
+
+# Accept-Language ranges read by get_browser_locale
+_MAX_LANGUAGE_RANGES = 100
 
 
 def _unquote_path(value: str) -> bytes:

@@ -39,8 +39,15 @@ class ReadCookies(web.RequestHandler):
         self.write({"count": len(self.request.cookies)})
 
 
+class BrowserLocale(web.RequestHandler):
+    def get(self):
+        self.write(self.get_browser_locale().code)
+
+
 def make_app(**settings):
-    return web.Application([("/args", EchoArguments), ("/cookies", ReadCookies)], **settings)
+    return web.Application(
+        [("/args", EchoArguments), ("/cookies", ReadCookies), ("/locale", BrowserLocale)], **settings
+    )
 
 
 def _request(port, method, path, body=None, headers=None):
@@ -241,6 +248,43 @@ def test_cookie_limit(listen):
     assert status == 400 and reason == "more than 2 cookies"
     status, _, _ = yield request(port, "GET", "/cookies", headers={"Cookie": "a=1; b=2; ;;;"})
     assert status == 200
+
+
+# -- Accept-Language ------------------------------------------------------------------
+
+
+@pytest.fixture
+def french(tmp_path):
+    """fr_FR is a supported locale for the test (restored after)."""
+    import cyclone.locale
+
+    names = ["_translations", "_supported_locales", "_use_gettext", "_default_locale"]
+    saved = {name: getattr(cyclone.locale, name) for name in names}
+    (tmp_path / "fr_FR.csv").write_text('"Hello","Bonjour"\n', encoding="utf-8")
+    cyclone.locale.load_translations(str(tmp_path))
+    cyclone.locale.Locale._cache.clear()
+    yield
+    for name, value in saved.items():
+        setattr(cyclone.locale, name, value)
+    cyclone.locale.Locale._cache.clear()
+
+
+@inline
+def test_a_huge_accept_language_costs_little(listen, french):
+    port = listen(make_app(max_header_size=200_000))
+    header = ",".join(["xx"] * 99 + ["fr-FR"])
+    status, _, body = yield request(port, "GET", "/locale", headers={"Accept-Language": header})
+    assert (status, body) == (200, b"fr_FR")
+    # ranges after the 100th are not read: they cost nothing
+    header = ",".join(["xx"] * 100 + ["fr-FR"] + ["a;q=0.5"] * 20_000)
+    tracemalloc.start()
+    try:
+        status, _, body = yield request(port, "GET", "/locale", headers={"Accept-Language": header})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (status, body) == (200, b"en_US")
+    assert peak <= 12 * len(header), peak / len(header)
 
 
 # -- the reactor keeps serving ------------------------------------------------------
