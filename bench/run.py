@@ -65,14 +65,18 @@ SCENARIOS: dict[str, tuple[str, str, int, str]] = {
     "json": ("get.lua", "/json", 50, "GET /json keep-alive, 50 connections"),
     "echo": ("echo.lua", "/echo", 50, "POST /echo 4 KiB body, 50 connections"),
     "template": ("get.lua", "/template", 50, "GET /template keep-alive, 50 connections"),
+    "form": ("form.lua", "/form", 50, "POST /form urlencoded, 40 fields with escapes (2.6 KiB), 50 connections"),
 }
 MEMORY = "memory"
 ALL_SCENARIOS = list(SCENARIOS) + [MEMORY]
 # which endpoint each scenario needs (a server that fails it gets "n/a")
 ENDPOINT_OF = {"hello": "/", "latency": "/", "close": "/", "json": "/json",
-               "echo": "/echo", "template": "/template", MEMORY: "/"}
+               "echo": "/echo", "template": "/template", "form": "/form", MEMORY: "/"}
 
 ECHO_BODY = b"0123456789abcdef" * 256  # what wrk/echo.lua sends
+# what wrk/form.lua sends, and what /form answers for it
+FORM_BODY = "&".join(f"field{i}=caf%C3%A9+au+lait+%26+cr%C3%A8me+{i:04d}+" + "x" * 20 for i in range(40)).encode()
+FORM_ANSWER = f"40 {sum(len(f'café au lait & crème {i:04d} '.encode()) + 20 for i in range(40))}".encode()
 
 
 def log(msg: str) -> None:
@@ -272,6 +276,8 @@ def check_endpoints(port: int) -> dict[str, str | None]:
           test=lambda d: json.loads(d) == {"message": "Hello, World!"})
     check("/echo", "POST", ECHO_BODY, {"Content-Type": "application/octet-stream"},
           test=lambda d: d == ECHO_BODY)
+    check("/form", "POST", FORM_BODY, {"Content-Type": "application/x-www-form-urlencoded"},
+          want_type="text/plain", test=lambda d: d == FORM_ANSWER)
     check("/template", want_type="text/html",
           test=lambda d: d.count(b"<li") == 20 and b"&lt;b&gt;" in d and b"<b>" not in d)
     return problems

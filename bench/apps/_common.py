@@ -8,6 +8,9 @@ Endpoints every app serves (the runner checks them before measuring):
 ``POST /echo``     the request body (4 KiB in the benchmark) echoed back
 ``GET /template``  ``templates/page.html`` rendered with TITLE and ITEMS
                    (a loop over 20 items, every value HTML-escaped)
+``POST /form``     an urlencoded form parsed by the framework: answers
+                   ``<fields> <bytes>`` (how many fields, and the UTF-8 size
+                   of their decoded values), see ``form_summary``
 """
 
 from __future__ import annotations
@@ -44,6 +47,12 @@ def render_page(title: str = TITLE, items: list = ITEMS) -> str:
         parts.append(f'<li id="item-{esc(str(item["id"]))}">{esc(item["name"])}</li>\n')
     parts.append("</ul>\n</body>\n</html>\n")
     return "".join(parts)
+
+
+def form_summary(values) -> bytes:
+    """``b"<count> <total UTF-8 bytes>"`` of a form's decoded values (str or bytes)."""
+    total = sum(len(v.encode() if isinstance(v, str) else v) for v in values)
+    return f"{len(values)} {total}".encode()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -10,7 +10,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import HELLO, ITEMS, MESSAGE, TITLE, announce, parse_args, render_page  # noqa: E402
+from _common import HELLO, ITEMS, MESSAGE, TITLE, announce, form_summary, parse_args, render_page  # noqa: E402
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
@@ -29,6 +29,11 @@ async def echo(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/octet-stream")
 
 
+async def form(request: web.Request) -> web.Response:
+    fields = await request.post()
+    return web.Response(body=form_summary(list(fields.values())), content_type="text/plain")
+
+
 async def template(request: web.Request) -> web.Response:
     return web.Response(text=render_page(TITLE, ITEMS), content_type="text/html")
 
@@ -39,6 +44,7 @@ def make_app() -> web.Application:
     app.router.add_get("/json", json_)
     app.router.add_post("/echo", echo)
     app.router.add_get("/template", template)
+    app.router.add_post("/form", form)
     return app
 
 

@@ -7,7 +7,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import HELLO, ITEMS, MESSAGE, TEMPLATE_DIR, TITLE, announce, parse_args  # noqa: E402
+from _common import HELLO, ITEMS, MESSAGE, TEMPLATE_DIR, TITLE, announce, form_summary, parse_args  # noqa: E402
 
 import tornado.web  # noqa: E402
 
@@ -29,6 +29,12 @@ class EchoHandler(tornado.web.RequestHandler):
         self.write(self.request.body)
 
 
+class FormHandler(tornado.web.RequestHandler):
+    def post(self):
+        self.set_header("Content-Type", "text/plain")
+        self.write(form_summary([v for values in self.request.body_arguments.values() for v in values]))
+
+
 class TemplateHandler(tornado.web.RequestHandler):
     def get(self):
         self.render("page.html", title=TITLE, items=ITEMS)
@@ -41,6 +47,7 @@ async def main(args) -> None:
             (r"/json", JSONHandler),
             (r"/echo", EchoHandler),
             (r"/template", TemplateHandler),
+            (r"/form", FormHandler),
         ],
         template_path=TEMPLATE_DIR,
     )

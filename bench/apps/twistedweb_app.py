@@ -11,7 +11,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import HELLO, ITEMS, MESSAGE, TITLE, install_reactor, parse_args, render_page, run_twisted  # noqa: E402
+from _common import (  # noqa: E402
+    HELLO, ITEMS, MESSAGE, TITLE, form_summary, install_reactor, parse_args, render_page, run_twisted,
+)
 
 ARGS = parse_args(None if __name__ == "__main__" else [])  # importable by inproc.py
 install_reactor(ARGS.reactor)
@@ -39,6 +41,10 @@ class Root(resource.Resource):
         return b"not found"
 
     def render_POST(self, request):
+        if request.path == b"/form":
+            # twisted.web parses urlencoded bodies into request.args
+            request.setHeader(b"Content-Type", b"text/plain")
+            return form_summary([v for values in request.args.values() for v in values])
         if request.path != b"/echo":
             request.setResponseCode(404)
             return b"not found"
