@@ -52,7 +52,7 @@ from twisted.internet import defer, protocol
 from twisted.python import failure
 
 import cyclone
-from cyclone import escape, httputil, locale, signing, template
+from cyclone import escape, httputil, locale, origin, signing, template
 from cyclone.concurrent import ensure_deferred
 from cyclone.escape import _unicode, json_encode, url_escape, utf8
 from cyclone.httpserver import HTTPConnection, HTTPRequest, StreamClosedError, date_header
@@ -834,10 +834,16 @@ class RequestHandler:
             app_log.error("Invalid status %r or reason %r in send_error", status_code, reason)
             self.set_status(status_code if isinstance(status_code, int) and 100 <= status_code <= 999
                             else 500)
+        if self._status_code in _BODYLESS or self._status_code < 200:
+            # HTTPError(204) or (304): the status is the whole answer
+            self._write_buffer = []
+            self.finish()
+            return
         try:
             self.write_error(status_code, **kwargs)
         except Exception:
             app_log.error("Uncaught exception in write_error", exc_info=True)
+            self._write_buffer = []
         if not self._finished:
             self.finish()
 
@@ -860,21 +866,71 @@ class RequestHandler:
             f"<body>{status_code}: {message}</body></html>"
         )
 
-    def redirect(self, url: str, permanent: bool = False, status: int | None = None) -> None:
-        """Redirect to ``url`` (relative URLs are resolved against the request)."""
+    def redirect(
+        self,
+        url: str,
+        permanent: bool = False,
+        status: int | None = None,
+        *,
+        allow_external: bool | None = None,
+    ) -> None:
+        """Redirect to ``url`` (relative URLs are resolved against the request).
+
+        Refused with a 400, so that no page becomes an open redirect: a
+        ``url`` with a control character, and a ``url`` that leaves this site
+        (another host, as a browser reads it, ``//host``, ``/\\host`` and
+        ``https:host`` included, or a scheme such as ``javascript:``) when
+        that host or scheme appears in the request (its decoded URI, path
+        arguments or argument values), i.e. when the client chose where the
+        redirect goes. ``allow_external=True``, or the ``allow_external_redirects``
+        application setting, allows that on purpose; an external target the
+        application chose itself (an OAuth provider) is never refused.
+        """
         if self._headers_written:
             raise RuntimeError("Cannot redirect after headers have been written")
         if status is None:
             status = 301 if permanent else 302
         elif not 300 <= status <= 399:
             raise ValueError(f"redirect status must be 3xx, not {status}")
-        self.set_status(status)
-        location = urllib.parse.urljoin(self.request.uri or "/", _unicode(url))
+        url = _unicode(url)
+        if origin.has_control_characters(url):
+            raise HTTPError(400, "redirect target %r has control characters", url,
+                            reason="Redirect target has control characters")
+        location = urllib.parse.urljoin(self.request.uri or "/", url)
         # controls, spaces and non-ASCII are percent-encoded (UTF-8): a Location
         # header can carry neither a raw CR/LF nor a character outside latin-1
         location = urllib.parse.quote(location, safe=_LOCATION_SAFE)
+        if allow_external is None:
+            allow_external = bool(self.settings.get("allow_external_redirects", False))
+        if not allow_external:
+            self._refuse_open_redirect(location)
+        self.set_status(status)
         self.set_header("Location", location)
         self.finish()
+
+    def _refuse_open_redirect(self, location: str) -> None:
+        request = self.request
+        target = origin.redirect_target(location, request.protocol or "http")
+        if not origin.is_external(target, request.host or ""):
+            return
+        if origin.taken_from(target, self._request_supplied_values()):
+            raise HTTPError(
+                400,
+                "refused redirect to %r: its target comes from the request "
+                "(pass allow_external=True to redirect() to allow it)",
+                location,
+                reason="Refused redirect to another site",
+            )
+
+    def _request_supplied_values(self) -> Iterable[str]:
+        """What a client chose in its request, decoded, for ``_refuse_open_redirect``."""
+        request = self.request
+        yield urllib.parse.unquote(request.uri or "")
+        yield from (str(arg) for arg in self.path_args)
+        yield from (str(arg) for arg in self.path_kwargs.values())
+        for values in request.arguments.values():
+            for value in values:
+                yield value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
     def notifyFinish(self) -> defer.Deferred:
         """A Deferred fired when the response finished, or when the client went away."""
@@ -1043,6 +1099,32 @@ class RequestHandler:
             raise HTTPError(403, "'_xsrf' argument has invalid format")
         if not signing.xsrf_tokens_match(token, expected):
             raise HTTPError(403, "XSRF cookie does not match POST argument")
+
+    def check_cross_origin(self) -> None:
+        """403 if this state-changing request comes from another origin.
+
+        Run before ``prepare()`` for methods other than GET, HEAD and OPTIONS
+        when the ``cross_origin_protection`` setting is on (off by default, as
+        in Tornado 6.6). A browser's ``Sec-Fetch-Site: same-origin`` or
+        ``none`` passes; ``cross-site``/``same-site`` pass only for an origin
+        that ``check_trusted_origin`` accepts. Without Fetch Metadata, an
+        ``Origin`` naming this host passes, another must be trusted, and no
+        ``Origin`` (not a browser) passes.
+        """
+        request = self.request
+        refusal = origin.cross_origin_refusal(
+            request.method, request.headers, request.host or "", self.check_trusted_origin
+        )
+        if refusal is not None:
+            raise HTTPError(403, "%s", refusal, reason="Cross-origin request refused")
+
+    def check_trusted_origin(self, origin: str) -> bool:
+        """True to accept a cross-origin request from ``origin`` (an ``Origin``
+        value such as ``https://example.com``): by default, if it is in the
+        ``trusted_origins`` setting. Called before ``prepare()``, so decide
+        from the request alone; return True always to open an endpoint
+        to every origin (it must then not rely on cookies for authentication)."""
+        return origin in self.settings.get("trusted_origins", ())
 
     def xsrf_form_html(self) -> str:
         """``<input type="hidden" name="_xsrf" value="...">`` for forms."""
@@ -1255,12 +1337,12 @@ class RequestHandler:
             if kwargs:
                 decode = self.decode_argument
                 self.path_kwargs = {name: decode(value, name=name) for name, value in kwargs.items()}
-            if (
-                method not in ("GET", "HEAD", "OPTIONS")
-                and self.application.settings.get("xsrf_cookies")
-                and not getattr(self, "no_xsrf", False)
-            ):
-                self.check_xsrf_cookie()
+            if method not in ("GET", "HEAD", "OPTIONS"):
+                settings = self.application.settings
+                if settings.get("cross_origin_protection"):
+                    self.check_cross_origin()
+                if settings.get("xsrf_cookies") and not getattr(self, "no_xsrf", False):
+                    self.check_xsrf_cookie()
             if self._overrides.prepare:  # skip the no-op default
                 result = self.prepare()
                 if result is not None:
@@ -1489,6 +1571,13 @@ def stream_request_body(cls: type[RequestHandler]) -> type[RequestHandler]:
     return cls
 
 
+def _refuse_scheme_relative(path: str) -> None:
+    # "//evil.example" or "/\\evil.example" redirected to with a slash added or
+    # removed would be read by a browser as another host (403, as Tornado)
+    if path.startswith(("//", "/\\")):
+        raise HTTPError(403, "refused to redirect %r: it would lead to another host", path)
+
+
 def removeslash(method: Callable) -> Callable:
     """Redirect ``/path/`` to ``/path`` (GET/HEAD); 404 for other methods."""
 
@@ -1496,9 +1585,9 @@ def removeslash(method: Callable) -> Callable:
     def wrapper(self: RequestHandler, *args: Any, **kwargs: Any) -> Any:
         if self.request.path.endswith("/"):
             if self.request.method in ("GET", "HEAD"):
-                # "//evil.example/" must not become a scheme-relative redirect
-                uri = "/" + self.request.path.strip("/")
-                if uri != "/":
+                _refuse_scheme_relative(self.request.path)
+                uri = self.request.path.rstrip("/")
+                if uri:
                     if self.request.query:
                         uri += "?" + self.request.query
                     self.redirect(uri, permanent=True)
@@ -1517,7 +1606,8 @@ def addslash(method: Callable) -> Callable:
     def wrapper(self: RequestHandler, *args: Any, **kwargs: Any) -> Any:
         if not self.request.path.endswith("/"):
             if self.request.method in ("GET", "HEAD"):
-                uri = "/" + self.request.path.lstrip("/") + "/"
+                _refuse_scheme_relative(self.request.path)
+                uri = self.request.path + "/"
                 if self.request.query:
                     uri += "?" + self.request.query
                 self.redirect(uri, permanent=True)
@@ -1796,6 +1886,10 @@ class ErrorHandler(RequestHandler):
         # an error answer must not turn into 403 because of XSRF
         pass
 
+    def check_cross_origin(self) -> None:
+        # nor because of cross-origin protection
+        pass
+
 
 class RedirectHandler(RequestHandler):
     """Redirects to ``url``; ``{0}``/``{name}`` in it take the path arguments,
@@ -1807,11 +1901,24 @@ class RedirectHandler(RequestHandler):
 
     def get(self, *args: Any, **kwargs: Any) -> None:
         to_url = self._url.format(*args, **kwargs)
+        # what the path supplies may fill in the path or query, never the
+        # scheme or host: "/{0}/b" with "/evil.example" is "//evil.example/b"
+        scheme = self.request.protocol or "http"
+
+        def where(url: str) -> tuple:
+            return origin.redirect_target(url, scheme)[:2]
+
+        fixed = where(self._url.format(*("a" for _ in args), **{name: "a" for name in kwargs}))
+        other = where(self._url.format(*("b" for _ in args), **{name: "b" for name in kwargs}))
+        if origin.has_control_characters(to_url) or not fixed == other == where(to_url):
+            raise HTTPError(400, "redirect URL %r cannot change the scheme or host of %r",
+                            to_url, self._url, reason="Redirect URL cannot change the scheme or host")
         if self.request.query_arguments:
             to_url = httputil.url_concat(
                 to_url, list(httputil.qs_to_qsl(self.request.query_arguments))
             )
-        self.redirect(to_url, permanent=self._permanent)
+        # the template chose the target: only the check above applies
+        self.redirect(to_url, permanent=self._permanent, allow_external=True)
 
 
 class FallbackHandler(RequestHandler):

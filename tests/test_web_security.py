@@ -1470,6 +1470,44 @@ def test_custom_reason_is_sent_on_status_line(listen):
     assert head_lines(data)[0] == b"HTTP/1.1 299 <b>bold</b> & co"
 
 
+class BodylessError(web.RequestHandler):
+    def get(self, status, how):
+        self.set_header("Content-Type", "text/html")
+        if how == "raise":
+            raise web.HTTPError(int(status))
+        if how == "send-error":
+            self.write("discarded")
+            self.send_error(int(status))
+            return None
+        return self._later(int(status))
+
+    async def _later(self, status):
+        raise web.HTTPError(status, "nothing to send", reason="Nothing Here")
+
+
+@pytest.mark.parametrize("status", ["204", "304"])
+@pytest.mark.parametrize("how", ["raise", "send-error", "async"])
+@inline
+def test_http_error_204_and_304_answer_without_a_body(listen, status, how):
+    port = listen(web.Application([(r"/(\d+)/(.+)", BodylessError)]))
+    path = f"/{status}/{how}"
+    # two requests on one connection: the answer is well framed and the
+    # connection stays usable
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    ).encode()
+    data = yield raw(port, request)
+    responses = parse_responses(data)
+    assert [r[0] for r in responses] == [int(status)] * 2
+    for _, headers, body in responses:
+        assert body == b""
+        assert headers.get("Content-Type") is None
+        assert headers.get("Content-Length") in (None, "0") if status == "304" else True
+    if how == "async":
+        assert head_lines(data)[0] == f"HTTP/1.1 {status} Nothing Here".encode()
+
+
 # ----------------------------------------------------------------------------
 # HTTPAuthenticationRequired
 # ----------------------------------------------------------------------------
