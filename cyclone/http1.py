@@ -65,6 +65,9 @@ class Limits:
     max_header_size: int = 65536
     #: number of header fields (431)
     max_header_count: int = 100
+    #: bytes of one header or trailer field line, name and value, without
+    #: CRLF (431); 8 KiB as nginx's and Apache's per-line default
+    max_header_field_size: int = 8192
     #: bytes of a request body, Content-Length or chunked (413)
     max_body_size: int = 100 * 1024 * 1024
     #: bytes of one chunk-size line including extensions (400)
@@ -338,6 +341,14 @@ def _check_line_ends(buf: bytes, start: int, where: str) -> None:
         pos = cr + 1
 
 
+def _check_field_sizes(block: bytes, max_size: int, message: str) -> None:
+    """431 if a CRLF-terminated line of ``block`` is longer than ``max_size``."""
+    # a block no longer than the limit cannot hold a longer line: the usual
+    # case costs one comparison; else one C-level split
+    if len(block) - 2 > max_size and max(map(len, block.split(b"\r\n"))) > max_size:
+        raise _Reject(431, message)
+
+
 def _split_fields(block: bytes, count: int) -> tuple[str, list[tuple[str, str]]]:
     """Validate a header block of ``count`` CRLF-terminated lines and split it
     into (name, value) pairs, in one C-level pass.
@@ -368,6 +379,7 @@ class RequestParser:
         "_empty_lines",
         "_scanned",
         "_simple_head_max",
+        "_check_field_size",
         "_valid_host",
     )
 
@@ -384,6 +396,8 @@ class RequestParser:
         self._scanned = 0
         # a complete head no longer than this is within the line and block limits
         self._simple_head_max = min(limits.max_request_line, limits.max_header_size)
+        # and within the field limit too, unless that limit is set lower
+        self._check_field_size = limits.max_header_field_size < self._simple_head_max
         # the last Host value found valid, so a repeat needs no regex match
         self._valid_host = ""
 
@@ -542,6 +556,8 @@ class RequestParser:
         del lines[0]  # the request line
         if len(lines) > self._limits.max_header_count:
             return self._read_head_general()
+        if self._check_field_size and max(map(len, lines), default=0) > self._limits.max_header_field_size:
+            return self._read_head_general()
         headers = []
         host = content_length = None
         connection_close = connection_keep_alive = False
@@ -636,6 +652,7 @@ class RequestParser:
         count = block.count(b"\r\n")
         if count > limits.max_header_count:
             raise _Reject(431, "too many header fields")
+        _check_field_sizes(block, limits.max_header_field_size, "header field too large")
 
         method = method_b.decode("ascii")
         target = target_b.decode("ascii")
@@ -871,6 +888,7 @@ class RequestParser:
         count = block.count(b"\r\n")
         if count > limits.max_header_count:
             raise _Reject(431, "too many trailer fields")
+        _check_field_sizes(block, limits.max_header_field_size, "trailer field too large")
         _, trailers = _split_fields(block, count)
         for name, _ in trailers:
             if name.lower() in _FORBIDDEN_TRAILERS:

@@ -48,7 +48,7 @@ Settings (read from ``factory.settings`` when the first connection is made):
 ``no_keep_alive`` (False)
     close the connection after every response.
 ``max_request_line`` (8192), ``max_header_size`` (65536), ``max_header_count`` (100),
-``max_body_size`` (100 MiB), ``max_chunk_size_line`` (256)
+``max_header_field_size`` (8192), ``max_body_size`` (100 MiB), ``max_chunk_size_line`` (256)
     parser limits, see ``cyclone.http1.Limits``; they answer 414, 431, 413, 400.
 ``idle_connection_timeout`` (75 s)
     close a keep-alive connection that sends nothing for this long.
@@ -136,6 +136,9 @@ class ServerConfig:
             max_request_line=settings.get("max_request_line", defaults.max_request_line),
             max_header_size=settings.get("max_header_size", defaults.max_header_size),
             max_header_count=settings.get("max_header_count", defaults.max_header_count),
+            max_header_field_size=settings.get(
+                "max_header_field_size", defaults.max_header_field_size
+            ),
             max_body_size=settings.get("max_body_size", defaults.max_body_size),
             max_chunk_size_line=settings.get(
                 "max_chunk_size_line", defaults.max_chunk_size_line

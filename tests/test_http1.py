@@ -842,6 +842,7 @@ def test_default_limits_match_the_contract():
         "max_request_line": 8192,
         "max_header_size": 65536,
         "max_header_count": 100,
+        "max_header_field_size": 8192,
         "max_body_size": 100 * 1024 * 1024,
         "max_chunk_size_line": 256,
         "max_empty_lines": 8,
@@ -911,6 +912,35 @@ def test_header_count_at_limit_is_accepted():
 def test_header_count_over_limit_is_431():
     lim = Limits(max_header_count=3)
     assert parse_all(req(b"A: 1", b"B: 2", b"C: 3"), lim) == [ERR(431)]
+
+
+def _field_of(size):
+    return b"X-Big: " + b"v" * (size - len(b"X-Big: "))
+
+
+@pytest.mark.parametrize("limits", [DEFAULT_LIMITS, Limits(max_header_field_size=40)], ids=["default", "small"])
+def test_header_field_at_limit_is_accepted(limits):
+    size = limits.max_header_field_size
+    field = _field_of(size)
+    events = parse_all(req(b"A: 1", field), limits)
+    assert events == [H(headers=[HOST, ("A", "1"), ("X-Big", field[7:].decode())]), END(), P]
+
+
+@pytest.mark.parametrize("limits", [DEFAULT_LIMITS, Limits(max_header_field_size=40)], ids=["default", "small"])
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_header_field_over_limit_is_431(limits, where):
+    # one field one byte too long, in a block well within the block limit
+    field = _field_of(limits.max_header_field_size + 1)
+    fields = (field, b"A: 1") if where == "first" else (b"A: 1", field)
+    assert parse_all(req(*fields), limits) == [ERR(431)]
+
+
+def test_trailer_field_over_limit_is_431():
+    lim = Limits(max_header_field_size=40)
+    head = b"POST / HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n"
+    ok = parse_all(head + _field_of(40) + b"\r\n\r\n", lim)
+    assert ok[-2:] == [END(("X-Big", "v" * 33)), P]
+    assert parse_all(head + _field_of(41) + b"\r\n\r\n", lim)[-1] == ERR(431)
 
 
 def test_header_count_default_limit():

@@ -230,7 +230,7 @@ def test_hostile_multipart_bodies_are_cheap(listen):
 
 @inline
 def test_cookie_limit(listen):
-    port = listen(make_app(max_header_size=200_000))
+    port = listen(make_app(max_header_size=200_000, max_header_field_size=200_000))
     header = "; ".join(f"c{i}=v" for i in range(3000))
     status, _, body = yield request(port, "GET", "/cookies", headers={"Cookie": header})
     assert status == 200 and body == b'{"count": 3000}'
@@ -271,7 +271,7 @@ def french(tmp_path):
 
 @inline
 def test_a_huge_accept_language_costs_little(listen, french):
-    port = listen(make_app(max_header_size=200_000))
+    port = listen(make_app(max_header_size=200_000, max_header_field_size=200_000))
     header = ",".join(["xx"] * 99 + ["fr-FR"])
     status, _, body = yield request(port, "GET", "/locale", headers={"Accept-Language": header})
     assert (status, body) == (200, b"fr_FR")
