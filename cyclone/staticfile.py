@@ -41,6 +41,7 @@ import hashlib
 import mimetypes
 import os
 import re
+import stat
 import threading
 from typing import Any, Iterable, Iterator
 
@@ -115,6 +116,25 @@ def _inside(root: str, path: str) -> bool:
     return (real_path + os.path.sep).startswith(real_root)
 
 
+def _is_regular_file_inside(root: str, path: str) -> bool:
+    return "\x00" not in path and _inside(root, path) and os.path.isfile(path)
+
+
+def _open_regular_file(path: str):
+    """``open(path, "rb")`` that refuses, without blocking, anything but a
+    regular file: the path may have become a FIFO since it was checked, and
+    opening a FIFO for reading waits for a writer forever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path!r} is not a regular file")
+        # O_NONBLOCK means nothing for a regular file's reads
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class StaticFileHandler(RequestHandler):
     """Serve the files below a directory (``initialize(path, default_filename=None)``).
 
@@ -165,8 +185,17 @@ class StaticFileHandler(RequestHandler):
     @classmethod
     def get_version(cls, settings: dict[str, Any], path: str) -> str | None:
         """The content hash of ``path`` below ``settings["static_path"]``
-        (None if unreadable); cached unless ``static_hash_cache`` is False."""
-        absolute_path = cls.get_absolute_path(settings["static_path"], path)
+        (None if unreadable); cached unless ``static_hash_cache`` is False.
+
+        None, without opening it, for anything but a regular file inside the
+        static root: ``static_url()`` of a FIFO, a device or ``../../etc``
+        must neither hang nor read outside the root.
+        """
+        root = settings["static_path"]
+        absolute_path = cls.get_absolute_path(root, path)
+        if not _is_regular_file_inside(root, absolute_path):
+            gen_log.warning("static_url: %r is not a regular file in %r", path, root)
+            return None
         if settings.get("static_hash_cache", True) is False:
             return cls._compute_version(absolute_path)
         return cls._get_cached_version(absolute_path)
@@ -200,7 +229,7 @@ class StaticFileHandler(RequestHandler):
     ) -> Iterator[bytes] | bytes:
         """The bytes of ``abspath`` from ``start`` to ``end`` (exclusive), as
         an iterator of pieces of at most 64 KiB. An override may return bytes."""
-        with open(abspath, "rb") as f:
+        with _open_regular_file(abspath) as f:
             if start is not None:
                 f.seek(start)
             remaining = None if end is None else end - (start or 0)

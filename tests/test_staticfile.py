@@ -749,3 +749,83 @@ def test_gzip_setting_streams_a_valid_gzip_body(serve, tree):
     assert status == 200
     assert headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(body) == text
+
+
+# -- what static_url and the ETag never open ---------------------------------------------------
+
+
+class _Blocked(Exception):
+    pass
+
+
+@pytest.fixture
+def alarm():
+    """A blocking open() on the reactor thread is interrupted after 20 s (the
+    handler then fails with a 500) instead of hanging the whole suite."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise _Blocked("the reactor thread blocked")
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("name", ["fifo", "device", "outside", "link-outside", "dir", "nul"])
+def test_get_version_only_hashes_regular_files_inside_the_root(tree, name):
+    """A FIFO would block ``open()`` forever; a device or a path outside the
+    root must not be read. Each is None without being opened."""
+    if name == "fifo":
+        os.mkfifo(tree / "pipe")
+        path = "pipe"
+    elif name == "device":
+        (tree / "dev").symlink_to("/dev/zero")  # endless: reading it never ends
+        path = "dev"
+    elif name == "outside":
+        path = "../secret.txt"
+    elif name == "link-outside":
+        path = "link.txt"
+    elif name == "dir":
+        path = "sub"
+    else:
+        path = "hello.txt\x00"
+    settings = {"static_path": str(tree)}
+    # run in a thread with a bound: a regression hangs here instead of the suite
+    result = []
+    worker = threading.Thread(target=lambda: result.append(StaticFileHandler.get_version(settings, path)),
+                              daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), f"get_version({path!r}) blocked"
+    assert result == [None]
+    # a regular file beside them still gets its hash
+    assert StaticFileHandler.get_version(settings, "hello.txt") == md5(HELLO)
+
+
+def test_get_content_refuses_a_path_that_became_a_fifo(tree, alarm):
+    """Between the check and the open the file may be replaced: the open itself
+    refuses, without blocking, anything but a regular file."""
+    os.mkfifo(tree / "pipe")
+    with pytest.raises(OSError, match="not a regular file"):
+        list(StaticFileHandler.get_content(str(tree / "pipe")))
+
+
+class FifoURLHandler(cyclone.web.RequestHandler):
+    def get(self):
+        self.write({"fifo": self.static_url("pipe"), "hello": self.static_url("hello.txt")})
+
+
+@inline
+def test_static_url_of_a_fifo_answers_and_the_fifo_is_403(serve, tree, alarm):
+    import json
+
+    os.mkfifo(tree / "pipe")
+    port = serve([(r"/urls", FifoURLHandler)], static_path=str(tree))
+    status, _, body = yield fetch(port, "/urls")
+    assert status == 200
+    assert json.loads(body) == {"fifo": "/static/pipe", "hello": f"/static/hello.txt?v={md5(HELLO)}"}
+    status, _, _ = yield fetch(port, "/static/pipe")
+    assert status == 403
