@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 from typing import Any, Coroutine
 
 from twisted.internet import defer
+from twisted.logger import Logger
 from twisted.python import failure
 
 __all__ = ["ensure_deferred", "is_async_result"]
+
+log = Logger()
 
 
 def is_async_result(value: Any) -> bool:
@@ -81,11 +85,15 @@ class _CoroutineDriver:
                     yielded = coroutine.send(value)
             except StopIteration as stop:
                 self._waiting = None
-                self.deferred.callback(stop.value)
+                if not self.deferred.called:  # cancelled, then caught and went on
+                    self.deferred.callback(stop.value)
                 return
             except BaseException:
                 self._waiting = None
-                self.deferred.errback(failure.Failure())
+                if not self.deferred.called:
+                    self.deferred.errback(failure.Failure())
+                elif not isinstance(sys.exc_info()[1], defer.CancelledError):
+                    log.failure("coroutine failed after it was cancelled")
                 return
             error = None
             if isinstance(yielded, defer.Deferred):

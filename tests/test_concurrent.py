@@ -89,6 +89,41 @@ def test_cancel_cancels_the_awaited_deferred():
     assert out[0].check(defer.CancelledError)
 
 
+def test_coroutine_that_goes_on_after_cancel_fires_nothing_twice():
+    """A coroutine may catch CancelledError and await more: its later result
+    is dropped (the Deferred already failed), and nothing is raised or logged
+    as an unhandled AlreadyCalledError."""
+    from twisted.logger import globalLogPublisher
+
+    first = defer.Deferred()
+    second = defer.Deferred()
+    steps = []
+
+    async def stubborn():
+        try:
+            await first
+        except defer.CancelledError:
+            steps.append("cancelled")
+        steps.append(await second)
+        return "late"
+
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        d = ensure_deferred(stubborn())
+        out = results(d)
+        d.cancel()
+        assert out[0].check(defer.CancelledError)
+        second.callback("went on")
+        assert steps == ["cancelled", "went on"]
+        assert len(out) == 1
+        # the driver's callback on `second` raised nothing into its chain
+        assert results(second) == [None]
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert [e for e in events if e.get("log_failure") is not None] == []
+
+
 ASYNCIO_APP = textwrap.dedent(
     """
     import asyncio, http.client, sys
