@@ -11,18 +11,27 @@ or let the ``static_path`` setting add the routes for ``static_url_prefix``
 
 What it does:
 
-* a strong ``Etag`` (the MD5 of the content, cached per file; see
-  ``static_hash_cache``), ``Last-Modified``, ``Accept-Ranges: bytes``;
+* a strong ``Etag`` (the SHA-512 hex digest of the content, 128 characters,
+  cached per file; see ``static_hash_cache``), ``Last-Modified``,
+  ``Accept-Ranges: bytes``;
 * ``If-None-Match`` (weak comparison, ``*``), and when that header is absent
   ``If-Modified-Since``, answer 304;
 * one ``Range: bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` answers 206 with
-  ``Content-Range``; a range that starts past the end (or ``bytes=-0``)
-  answers 416 with ``Content-Range: bytes */size``; a range that covers the
-  whole file answers 200 (Chrome refuses a 206 there for audio); a header we
-  do not understand (another unit, several ranges, ``bytes=5-3``) is ignored,
-  as RFC 9110 allows, and so is a ``Range`` whose ``If-Range`` does not match;
+  ``Content-Range`` (``bytes=a``, as Tornado reads it, means ``bytes=a-``);
+  a range that starts past the end, ``bytes=5-3`` or ``bytes=-0`` answers
+  416 with ``Content-Range: bytes */size``, as Tornado does; a range that
+  covers the whole file answers 200 (Chrome refuses a 206 there for audio);
+  a header we do not understand (another unit, several ranges) is ignored,
+  as RFC 9110 allows, and so is a ``Range`` whose ``If-Range`` does not match
+  (RFC 9110 §13.1.5; Tornado ignores ``If-Range``);
 * a request with a ``v`` argument (``static_url`` adds ``?v=<hash>``) gets a
   ten-year ``Expires``/``Cache-Control``;
+* symlinks are followed only when they resolve inside the served directory,
+  or inside ``allowed_symlink_directory`` (one directory or a list, which
+  replaces the served directory for that check, as in Tornado);
+* with ``compress_response`` (or ``gzip``) a compressible 200 response is
+  gzipped by the application's output transform, like any other response;
+  a 206 never is (its ``Content-Range`` counts bytes of the file);
 * the body is read from disk in 64 KiB pieces and each one is flushed before
   the next is read, so a slow client never makes the server hold the file.
 
@@ -30,7 +39,10 @@ Override points (as in Tornado): ``get_absolute_path``,
 ``validate_absolute_path``, ``get_content``, ``get_content_version``,
 ``get_content_size``, ``get_modified_time``, ``get_content_type``,
 ``get_cache_time``, ``set_extra_headers``, ``parse_url_path``,
-``compute_etag``, ``should_return_304``, ``make_static_url``.
+``compute_etag``, ``should_return_304``, ``make_static_url``. Serving from
+somewhere other than the filesystem (a dict, a database) takes overriding
+``get_absolute_path``, ``validate_absolute_path``, ``get_content``,
+``get_content_size`` and ``get_modified_time``; nothing else touches disk.
 """
 
 from __future__ import annotations
@@ -52,8 +64,9 @@ from cyclone.web import HTTPError, RequestHandler
 __all__ = ["StaticFileHandler"]
 
 _CHUNK_SIZE = 64 * 1024
-# RFC 9110 §14.1.2: one byte-range-spec; several (comma separated) are not served
-_BYTE_RANGE_RE = re.compile(r"(\d*)-(\d*)")
+# RFC 9110 §14.1.2: one byte-range-spec; several (comma separated) are not served.
+# The dash is optional because Tornado reads "bytes=7" as "bytes=7-".
+_BYTE_RANGE_RE = re.compile(r"(\d*)(-?)(\d*)")
 
 
 class _Unsatisfiable(Exception):
@@ -63,17 +76,18 @@ class _Unsatisfiable(Exception):
 def _parse_byte_range(header: str, size: int) -> tuple[int, int] | None:
     """``(start, end)`` (end exclusive, clipped to ``size``) for a single
     ``bytes=`` range, None when the header should be ignored; raises
-    ``_Unsatisfiable`` when the range selects nothing."""
+    ``_Unsatisfiable`` (416) when the range selects nothing: it starts at or
+    past the end, is ``bytes=-0``, or ends before it starts (as Tornado)."""
     unit, sep, spec = header.partition("=")
     if not sep or unit.strip().lower() != "bytes":
         return None
     match = _BYTE_RANGE_RE.fullmatch(spec.strip())
     if match is None:
         return None
-    first, last = match.groups()
+    first, dash, last = match.groups()
     if not first:
-        if not last:
-            return None
+        if not (dash and last):
+            return None  # "bytes=" or "bytes=-"
         suffix = int(last)
         if suffix == 0:
             raise _Unsatisfiable()
@@ -82,7 +96,7 @@ def _parse_byte_range(header: str, size: int) -> tuple[int, int] | None:
         start = int(first)
         if last:
             if int(last) < start:
-                return None  # RFC 9110 §14.1.1: invalid, so ignored
+                raise _Unsatisfiable()
             end = min(int(last) + 1, size)
         else:
             end = size
@@ -109,11 +123,16 @@ def _as_utc(value: datetime.datetime) -> datetime.datetime:
 
 def _inside(root: str, path: str) -> bool:
     """True when ``path`` is ``root`` or below it, after resolving symlinks."""
-    real_root = os.path.realpath(root)
-    real_path = os.path.realpath(path)
-    if not real_root.endswith(os.path.sep):
-        real_root += os.path.sep
-    return (real_path + os.path.sep).startswith(real_root)
+    return _under(os.path.realpath(root), os.path.realpath(path))
+
+
+def _under(directory: str, path: str) -> bool:
+    """True when ``path`` is ``directory`` or below it, both taken as written."""
+    if not directory.endswith(os.path.sep):
+        # not for "/": a root of "/" must not become "//"
+        directory += os.path.sep
+    # the separator added to path lets the directory itself match
+    return (path + os.path.sep).startswith(directory)
 
 
 def _is_regular_file_inside(root: str, path: str) -> bool:
@@ -136,29 +155,55 @@ def _open_regular_file(path: str):
 
 
 class StaticFileHandler(RequestHandler):
-    """Serve the files below a directory (``initialize(path, default_filename=None)``).
+    """Serve the files below a directory.
 
+    ``initialize(path, default_filename=None, allowed_symlink_directory=None)``;
     URL spec: ``(r"/static/(.*)", StaticFileHandler, {"path": root})``; the
     group is the file's path relative to ``root``.
+
+    ``allowed_symlink_directory`` (a directory or a list of them; default
+    ``path``) is where a requested path may lead once its symlinks are
+    resolved. It replaces ``path`` for that check, so a list that should
+    still serve the ordinary files must include ``path`` itself. The path
+    as written (``../``) must stay below ``path`` whatever this says.
     """
 
     #: seconds of caching for versioned requests (``?v=``): ten years
     CACHE_MAX_AGE = 86400 * 365 * 10
+    #: the largest content ``get_content_version`` hashes: hashing runs on the
+    #: reactor thread, so a bigger file gets no version rather than stalling it
+    MAX_VERSION_CONTENT_SIZE = 64 * 1024 * 1024
+    #: how many versions ``get_version`` keeps; the least recently used goes first
+    MAX_CACHED_VERSIONS = 10000
 
-    # content hashes by (class, absolute path): a subclass may hash differently
+    # content hashes by (class, absolute path), least recently used first: a
+    # subclass may hash differently
     _static_hashes: dict[tuple[type, str], str | None] = {}
     _lock = threading.Lock()
 
-    def initialize(self, path: str, default_filename: str | None = None) -> None:
+    # Per-request state lives on the class as defaults, so that a subclass
+    # whose initialize() does not call ours (Jupyter's do not) still works.
+    default_filename: str | None = None
+    allowed_symlink_directory: str | list[str] | None = None
+    #: the URL path after ``parse_url_path`` (set by ``get``)
+    path: str | None = None
+    #: the validated file path (set by ``get``)
+    absolute_path: str | None = None
+    #: ``get_modified_time()`` of this request's file
+    modified: datetime.datetime | None = None
+    # the stat() made by validate_absolute_path, and the path it describes
+    _stat_result: os.stat_result | None = None
+    _stat_path: str | None = None
+
+    def initialize(
+        self,
+        path: str,
+        default_filename: str | None = None,
+        allowed_symlink_directory: str | list[str] | None = None,
+    ) -> None:
         self.root = path
         self.default_filename = default_filename
-        #: the URL path after ``parse_url_path`` (set by ``get``)
-        self.path: str | None = None
-        #: the validated file path (set by ``get``)
-        self.absolute_path: str | None = None
-        #: ``get_modified_time()`` of this request's file
-        self.modified: datetime.datetime | None = None
-        self._stat_result: os.stat_result | None = None
+        self.allowed_symlink_directory = allowed_symlink_directory
 
     # -- class-level API ----------------------------------------------------------------
 
@@ -172,8 +217,8 @@ class StaticFileHandler(RequestHandler):
 
     @classmethod
     def make_static_url(cls, settings: dict[str, Any], path: str, include_version: bool = True) -> str:
-        """``static_url_prefix + path``, plus ``?v=<content hash>`` when
-        ``include_version`` and the file can be read."""
+        """``static_url_prefix + path``, plus ``?v=<SHA-512 hex of the content>``
+        when ``include_version`` and the file can be read."""
         url = settings.get("static_url_prefix", "/static/") + path
         if not include_version:
             return url
@@ -184,17 +229,31 @@ class StaticFileHandler(RequestHandler):
 
     @classmethod
     def get_version(cls, settings: dict[str, Any], path: str) -> str | None:
-        """The content hash of ``path`` below ``settings["static_path"]``
+        """The content version of ``path`` below ``settings["static_path"]``
         (None if unreadable); cached unless ``static_hash_cache`` is False.
 
-        None, without opening it, for anything but a regular file inside the
-        static root: ``static_url()`` of a FIFO, a device or ``../../etc``
-        must neither hang nor read outside the root.
+        Raises ``HTTPError(403)`` for a path written to leave the static
+        root (``../``), from ``get_absolute_path``. None, without opening
+        it, for anything on disk but a regular file inside the static root:
+        ``static_url()`` of a FIFO, a device or a symlink out of the root
+        must neither hang nor read outside the root. A path that is not on
+        disk at all (a subclass serving from elsewhere) goes to
+        ``get_content_version``.
         """
         root = settings["static_path"]
         absolute_path = cls.get_absolute_path(root, path)
-        if not _is_regular_file_inside(root, absolute_path):
-            gen_log.warning("static_url: %r is not a regular file in %r", path, root)
+        if isinstance(absolute_path, str) and (
+            "\x00" in absolute_path
+            or (
+                isinstance(root, str)
+                and os.path.lexists(absolute_path)
+                and not _is_regular_file_inside(root, absolute_path)
+            )
+        ):
+            gen_log.error(
+                "Could not open static file %r: it is not a file inside the static directory %r",
+                absolute_path, root,
+            )
             return None
         if settings.get("static_hash_cache", True) is False:
             return cls._compute_version(absolute_path)
@@ -205,30 +264,48 @@ class StaticFileHandler(RequestHandler):
         key = (cls, absolute_path)
         with cls._lock:
             hashes = StaticFileHandler._static_hashes
-            if key not in hashes:
-                hashes[key] = cls._compute_version(absolute_path)
+            if key in hashes:
+                hashes[key] = hashes.pop(key)  # now the most recently used
+            else:
+                version = cls._compute_version(absolute_path)
+                while hashes and len(hashes) >= max(cls.MAX_CACHED_VERSIONS, 1):
+                    del hashes[next(iter(hashes))]
+                hashes[key] = version
             return hashes[key]
 
     @classmethod
     def _compute_version(cls, absolute_path: str) -> str | None:
         try:
             return cls.get_content_version(absolute_path) or None
+        except (OSError, ValueError, HTTPError) as e:
+            gen_log.error("Could not open static file %r: %s", absolute_path, e)
+            return None
         except Exception:
             gen_log.error("Could not open static file %r", absolute_path, exc_info=True)
             return None
 
     @classmethod
     def get_absolute_path(cls, root: str, path: str) -> str:
-        """``path`` (relative, from the URL) joined to ``root``, normalised;
-        not checked: ``validate_absolute_path`` does that."""
-        return os.path.abspath(os.path.join(root, path))
+        """``path`` (relative, from the URL) joined to ``root``, normalised.
+
+        Raises ``HTTPError(403)`` when the result, as written, is not below
+        ``root`` (``../``, an absolute path): this is also what keeps
+        ``static_url`` from reading outside the root. Symlinks are checked
+        by ``validate_absolute_path``. An override may return any string
+        its ``get_content`` understands.
+        """
+        absolute_path = os.path.abspath(os.path.join(root, path))
+        if not _under(os.path.abspath(root), absolute_path):
+            raise HTTPError(403, "%s is not in root static directory", path)
+        return absolute_path
 
     @classmethod
     def get_content(
         cls, abspath: str, start: int | None = None, end: int | None = None
     ) -> Iterator[bytes] | bytes:
         """The bytes of ``abspath`` from ``start`` to ``end`` (exclusive), as
-        an iterator of pieces of at most 64 KiB. An override may return bytes."""
+        an iterator of pieces of at most 64 KiB. An override may return bytes.
+        Raises OSError, without blocking, for anything but a regular file."""
         with _open_regular_file(abspath) as f:
             if start is not None:
                 f.seek(start)
@@ -244,14 +321,25 @@ class StaticFileHandler(RequestHandler):
 
     @classmethod
     def get_content_version(cls, abspath: str) -> str:
-        """The MD5 hex digest of ``get_content(abspath)`` (the ETag and ``?v=``)."""
-        hasher = hashlib.md5(usedforsecurity=False)
+        """The SHA-512 hex digest (128 characters) of ``get_content(abspath)``:
+        the ETag and ``?v=``. Raises ValueError for content over
+        ``MAX_VERSION_CONTENT_SIZE`` (it then gets no version)."""
+        hasher = hashlib.sha512()
         content = cls.get_content(abspath)
-        if isinstance(content, bytes):
-            hasher.update(content)
-        else:
-            for chunk in content:
+        chunks = [content] if isinstance(content, bytes) else content
+        size = 0
+        try:
+            for chunk in chunks:
+                size += len(chunk)
+                if size > cls.MAX_VERSION_CONTENT_SIZE:
+                    raise ValueError(
+                        f"content is larger than MAX_VERSION_CONTENT_SIZE ({cls.MAX_VERSION_CONTENT_SIZE} bytes)"
+                    )
                 hasher.update(chunk)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()  # shut the file now when we stopped early
         return hasher.hexdigest()
 
     # -- per-request hooks ----------------------------------------------------------------
@@ -263,17 +351,25 @@ class StaticFileHandler(RequestHandler):
         return url_path
 
     def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
-        """The file to serve, or None when a response was already sent (the
-        redirect of a directory to its trailing-slash URL).
+        """The file to serve (symlinks resolved), or None when a response was
+        already sent (the redirect of a directory to its trailing-slash URL).
 
-        Raises 403 for a path outside ``root`` (symlinks are followed for the
-        check), a directory without ``default_filename``, or anything that is
-        not a regular file; 404 when nothing is there.
+        Raises 403 for a path outside ``root`` as written, or one whose
+        symlinks lead outside ``allowed_symlink_directory`` (default
+        ``root``), a directory without ``default_filename``, or anything that
+        is not a regular file; 404 when nothing is there.
         """
         if "\x00" in absolute_path:
             raise HTTPError(404)  # no file name holds a NUL; os.stat would raise ValueError
-        if not _inside(root, absolute_path):
+        # As written first: allowed_symlink_directory may be wider than the
+        # root, and must not let a ../ through.
+        if not _under(os.path.abspath(root), absolute_path):
             raise HTTPError(403, "%s is not in root static directory", self.path)
+        allowed = self.allowed_symlink_directory or root
+        allowed_directories = [allowed] if isinstance(allowed, str) else list(allowed)
+        # Resolved before the directory check: a redirect for a symlink out of
+        # bounds would tell an existing target from a missing one.
+        absolute_path = self._resolve_allowed(absolute_path, allowed_directories)
         if os.path.isdir(absolute_path) and self.default_filename is not None:
             request_path = self.request.path
             if not request_path.endswith("/"):
@@ -282,19 +378,38 @@ class StaticFileHandler(RequestHandler):
                     raise HTTPError(403, "cannot redirect path with two initial slashes")
                 self.redirect(request_path + "/", permanent=True)
                 return None
-            absolute_path = os.path.join(absolute_path, self.default_filename)
-            if not _inside(root, absolute_path):
-                raise HTTPError(403, "%s is not in root static directory", self.path)
-        if not os.path.exists(absolute_path):
-            raise HTTPError(404)
-        if not os.path.isfile(absolute_path):
+            # the default file may itself be a symlink out of bounds
+            absolute_path = self._resolve_allowed(
+                os.path.join(absolute_path, self.default_filename), allowed_directories
+            )
+        try:
+            # one stat for the checks and the headers: they describe one file
+            stat_result = os.stat(absolute_path)
+        except (OSError, ValueError):
+            raise HTTPError(404) from None
+        if not stat.S_ISREG(stat_result.st_mode):
             raise HTTPError(403, "%s is not a file", self.path)
+        self._stat_result, self._stat_path = stat_result, absolute_path
         return absolute_path
 
+    def _resolve_allowed(self, absolute_path: str, allowed_directories: list[str]) -> str:
+        """``absolute_path`` with its symlinks resolved; 403 unless that lies in
+        one of ``allowed_directories`` (themselves resolved: /var/www may be
+        a link to /srv/www)."""
+        resolved = os.path.realpath(absolute_path)
+        for directory in allowed_directories:
+            if _under(os.path.realpath(directory), resolved):
+                return resolved
+        # the same error as for ../: which way a path left is not told
+        raise HTTPError(403, "%s is not in root static directory", self.path)
+
     def _stat(self) -> os.stat_result:
-        assert self.absolute_path is not None
-        if self._stat_result is None:
-            self._stat_result = os.stat(self.absolute_path)
+        path = self.absolute_path
+        assert path is not None
+        # validate_absolute_path's stat, unless an override skipped it or
+        # returned another path
+        if self._stat_result is None or self._stat_path != path:
+            self._stat_result, self._stat_path = os.stat(path), path
         return self._stat_result
 
     def get_content_size(self) -> int:
