@@ -30,8 +30,11 @@ What it does:
   or inside ``allowed_symlink_directory`` (one directory or a list, which
   replaces the served directory for that check, as in Tornado);
 * with ``compress_response`` (or ``gzip``) a compressible 200 response is
-  gzipped by the application's output transform, like any other response;
-  a 206 never is (its ``Content-Range`` counts bytes of the file);
+  gzipped by the application's output transform under the same rule as any
+  other response (a compressible type, 1 KiB or more when sent in one piece;
+  ``Vary: Accept-Encoding``; the ETag turns weak; ``Content-Length`` is the
+  compressed length, or dropped for a file streamed in pieces); a 206 never
+  is (its ``Content-Range`` counts bytes of the file);
 * the body is read from disk in 64 KiB pieces and each one is flushed before
   the next is read, so a slow client never makes the server hold the file.
 

@@ -862,3 +862,397 @@ def test_static_url_of_a_fifo_answers_and_the_fifo_is_403(serve, tree, alarm):
     assert json.loads(body) == {"fifo": "/static/pipe", "hello": f"/static/hello.txt?v={sha512(HELLO)}"}
     status, _, _ = yield fetch(port, "/static/pipe")
     assert status == 403
+
+
+# -- conditional ranges, as Tornado 6.6 answers them ----------------------------------------------
+
+LAST_MODIFIED = "Sun, 13 Sep 2020 12:26:40 GMT"
+
+
+@pytest.mark.parametrize(
+    "conditions, in_range, past_end",
+    [
+        # (request headers besides Range, status for bytes=0-3, status for bytes=40-):
+        # each row observed from Tornado 6.6 unless marked
+        ({}, 206, 416),
+        ({"If-None-Match": f'"{sha512(HELLO)}"'}, 304, 304),
+        ({"If-None-Match": f'W/"{sha512(HELLO)}"'}, 304, 304),
+        ({"If-None-Match": '"other"'}, 206, 416),
+        ({"If-Modified-Since": LAST_MODIFIED}, 304, 304),
+        ({"If-Modified-Since": "Sun, 13 Sep 2020 12:26:39 GMT"}, 206, 416),
+        ({"If-None-Match": '"other"', "If-Modified-Since": LAST_MODIFIED}, 206, 416),
+        ({"If-Range": f'"{sha512(HELLO)}"'}, 206, 416),
+        ({"If-Range": LAST_MODIFIED}, 206, 416),
+        ({"If-Match": '"other"'}, 206, 416),  # not a precondition we (or Tornado) check
+        ({"If-Unmodified-Since": "Wed, 13 Sep 2000 12:26:39 GMT"}, 206, 416),
+        # Deliberately not Tornado's (it ignores If-Range: 206 and 416 here): RFC 9110
+        # §13.1.5 says a Range whose If-Range does not match MUST be ignored, or a
+        # client resuming a download would splice bytes of two versions.
+        ({"If-Range": '"other"'}, 200, 200),
+        ({"If-Range": f'W/"{sha512(HELLO)}"'}, 200, 200),  # weak validators never match
+        ({"If-Range": "Sun, 13 Sep 2020 12:26:41 GMT"}, 200, 200),  # only the exact date
+    ],
+)
+@inline
+def test_conditional_range_matrix(serve, conditions, in_range, past_end):
+    port = serve()
+    for header, expected in (("bytes=0-3", in_range), ("bytes=40-", past_end)):
+        for method in ("GET", "HEAD"):
+            status, headers, body = yield fetch(port, "/static/hello.txt", method, {"Range": header, **conditions})
+            assert status == expected, (header, method)
+            assert headers["Etag"] == f'"{sha512(HELLO)}"'
+            if method == "HEAD":
+                assert body == b""
+            elif expected == 206:
+                assert (body, headers["Content-Range"]) == (HELLO[:4], f"bytes 0-3/{N}")
+            elif expected == 200:
+                assert body == HELLO and "Content-Range" not in headers
+            elif expected == 416:
+                assert (body, headers["Content-Range"]) == (b"", f"bytes */{N}")
+            else:
+                assert body == b"" and "Content-Length" not in headers
+
+
+# -- allowed_symlink_directory ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def links(tree):
+    """Targets in ``outside`` (linkdir), the parent (link.txt), ``outside2``
+    (link2.txt) and the parent again (link_elsewhere.txt), plus links to a
+    directory out of bounds that exists and one that does not."""
+    base = tree.parent
+    (base / "outside2").mkdir()
+    (base / "outside2" / "other.txt").write_bytes(b"other")
+    (tree / "link2.txt").symlink_to(base / "outside2" / "other.txt")
+    (base / "elsewhere.txt").write_bytes(b"elsewhere")
+    (tree / "link_elsewhere.txt").symlink_to(base / "elsewhere.txt")
+    (base / "outside" / "realdir").mkdir()
+    (base / "outside" / "realdir" / "index.html").write_bytes(b"<p>out of bounds</p>")
+    (tree / "link_exists").symlink_to(base / "outside" / "realdir")
+    (tree / "link_missing").symlink_to(base / "outside" / "nope")
+    return base
+
+
+@pytest.fixture
+def symlink_port(serve, tree, links):
+    def spec(prefix, **kwargs):
+        return (rf"/{prefix}/(.*)", StaticFileHandler, {"path": str(tree), **kwargs})
+
+    return serve([
+        spec("default"),
+        spec("wide", allowed_symlink_directory=str(links)),
+        spec("list", allowed_symlink_directory=[str(tree), str(links / "outside"), str(links / "outside2")]),
+        spec("only_outside", allowed_symlink_directory=str(links / "outside")),
+        spec("index", default_filename="index.html"),
+        spec("wide_index", default_filename="index.html", allowed_symlink_directory=str(links)),
+    ])
+
+
+@pytest.mark.parametrize(
+    "path, expected, body",
+    [
+        ("/default/hello.txt", 200, HELLO),
+        ("/default/inner-link.txt", 200, HELLO),  # resolves inside the root
+        ("/default/link.txt", 403, None),
+        ("/default/linkdir/secret.txt", 403, None),
+        ("/wide/link.txt", 200, SECRET),
+        ("/wide/linkdir/secret.txt", 200, SECRET),
+        ("/wide/link_elsewhere.txt", 200, b"elsewhere"),
+        ("/wide/hello.txt", 200, HELLO),
+        ("/wide/../secret.txt", 403, None),  # as written it leaves the root: never allowed
+        ("/wide/%2e%2e/secret.txt", 403, None),
+        ("/wide/linkdir/missing.txt", 404, None),
+        ("/list/hello.txt", 200, HELLO),
+        ("/list/linkdir/secret.txt", 200, SECRET),
+        ("/list/link.txt", 403, None),  # tmp/secret.txt: in none of them
+        ("/list/link2.txt", 200, b"other"),
+        ("/list/link_elsewhere.txt", 403, None),  # in none of the listed directories
+        # the setting replaces the root for the check: the root's own files are refused
+        ("/only_outside/hello.txt", 403, None),
+        ("/only_outside/link.txt", 403, None),  # tmp/secret.txt is not in outside/
+        ("/only_outside/linkdir/secret.txt", 200, SECRET),
+        ("/wide_index/link_exists/", 200, b"<p>out of bounds</p>"),
+    ],
+)
+@inline
+def test_allowed_symlink_directory(symlink_port, path, expected, body):
+    status, _, received = yield fetch(symlink_port, path)
+    assert status == expected
+    if body is not None:
+        assert received == body
+    if expected != 200:
+        assert SECRET not in received and b"other" not in received
+
+
+@inline
+def test_symlink_out_of_bounds_tells_nothing_about_its_target(symlink_port):
+    """An existing directory out of bounds must not get the trailing-slash
+    redirect that would tell it from a missing one."""
+    answers = []
+    for name in ("link_exists", "link_missing", "link_exists/", "link_missing/"):
+        status, headers, _ = yield fetch(symlink_port, f"/index/{name}")
+        answers.append((status, headers.get("Location")))
+    assert answers == [(403, None)] * 4
+    # through an allowed directory the same link redirects as any directory does
+    status, headers, _ = yield fetch(symlink_port, "/wide_index/link_exists")
+    assert (status, headers["Location"]) == (301, "/wide_index/link_exists/")
+
+
+@inline
+def test_allowed_symlink_directory_reached_through_a_symlink(serve, tree, links):
+    """The allowed directory is compared resolved: a link to it works."""
+    (links / "outside-alias").symlink_to(links / "outside")
+    port = serve([(r"/a/(.*)", StaticFileHandler,
+                   {"path": str(tree), "allowed_symlink_directory": [str(tree), str(links / "outside-alias")]})])
+    status, _, body = yield fetch(port, "/a/linkdir/secret.txt")
+    assert (status, body) == (200, SECRET)
+    status, _, _ = yield fetch(port, "/a/link2.txt")
+    assert status == 403
+
+
+@inline
+def test_allowed_symlink_directory_through_static_handler_args(serve, tree, links):
+    port = serve([], static_path=str(tree), static_handler_args={"allowed_symlink_directory": str(links)})
+    status, _, body = yield fetch(port, "/static/link.txt")
+    assert (status, body) == (200, SECRET)
+
+
+@inline
+def test_a_served_symlink_has_the_headers_of_its_target(serve, tree, links):
+    """The path served is the resolved one: its name gives the Content-Type."""
+    (tree / "page-link.txt").symlink_to(tree / "sub" / "page.html")
+    port = serve()
+    status, headers, body = yield fetch(port, "/static/page-link.txt")
+    assert (status, body) == (200, b"<p>page</p>")
+    assert headers["Content-Type"] == "text/html"
+    assert headers["Etag"] == f'"{sha512(b"<p>page</p>")}"'
+
+
+# -- subclasses that do not serve the filesystem ------------------------------------------------------
+
+MEMORY_FILES = {
+    "notes.txt": (b"in-memory notes, nothing on disk\n", datetime.datetime(2021, 3, 4, 5, 6, 7)),
+    "app.js": (b"console.log('hi');\n" * 100, datetime.datetime(2022, 1, 1, tzinfo=datetime.timezone.utc)),
+}
+
+
+class MemoryHandler(StaticFileHandler):
+    """Serves MEMORY_FILES: every filesystem-touching method is overridden, and
+    its initialize() does not call ours."""
+
+    def initialize(self, files):
+        self.root = "memory:"
+        self.files = files
+
+    @classmethod
+    def get_absolute_path(cls, root, path):
+        return root + path
+
+    def validate_absolute_path(self, root, absolute_path):
+        if absolute_path[len(root):] not in self.files:
+            raise cyclone.web.HTTPError(404)
+        return absolute_path
+
+    @classmethod
+    def get_content(cls, abspath, start=None, end=None):
+        return MEMORY_FILES[abspath[len("memory:"):]][0][start:end]
+
+    def get_content_size(self):
+        return len(self.files[self.absolute_path[len(self.root):]][0])
+
+    def get_modified_time(self):
+        return self.files[self.absolute_path[len(self.root):]][1]  # naive: UTC
+
+
+@pytest.fixture
+def memory_port(serve):
+    return serve([(r"/mem/(.*)", MemoryHandler, {"files": MEMORY_FILES}), (r"/urls", MemoryURLHandler)],
+                 static_path="memory:", static_handler_class=MemoryHandler)
+
+
+class MemoryURLHandler(cyclone.web.RequestHandler):
+    def get(self):
+        self.write({"notes": self.static_url("notes.txt")})
+
+
+@inline
+def test_memory_subclass_get_head_range_and_304(memory_port):
+    data = MEMORY_FILES["notes.txt"][0]
+    status, headers, body = yield fetch(memory_port, "/mem/notes.txt")
+    assert (status, body) == (200, data)
+    assert headers["Etag"] == f'"{sha512(data)}"'
+    assert headers["Last-Modified"] == "Thu, 04 Mar 2021 05:06:07 GMT"
+    assert headers["Content-Type"] == "text/plain"
+    status, headers, body = yield fetch(memory_port, "/mem/notes.txt", "HEAD")
+    assert (status, body, headers["Content-Length"]) == (200, b"", str(len(data)))
+    status, headers, body = yield fetch(memory_port, "/mem/notes.txt", headers={"Range": "bytes=3-8"})
+    assert (status, body, headers["Content-Range"]) == (206, data[3:9], f"bytes 3-8/{len(data)}")
+    status, _, body = yield fetch(memory_port, "/mem/notes.txt", headers={"Range": f"bytes={len(data)}-"})
+    assert (status, body) == (416, b"")
+    status, _, body = yield fetch(memory_port, "/mem/notes.txt", headers={"If-None-Match": f'"{sha512(data)}"'})
+    assert (status, body) == (304, b"")
+    status, _, body = yield fetch(memory_port, "/mem/notes.txt",
+                                  headers={"If-Modified-Since": "Thu, 04 Mar 2021 05:06:07 GMT"})
+    assert (status, body) == (304, b"")
+    status, _, body = yield fetch(memory_port, "/mem/notes.txt",
+                                  headers={"If-Modified-Since": "Thu, 04 Mar 2021 05:06:06 GMT"})
+    assert (status, body) == (200, data)
+    status, _, _ = yield fetch(memory_port, "/mem/missing.txt")
+    assert status == 404
+
+
+@inline
+def test_memory_subclass_static_url_has_its_version(memory_port):
+    import json
+
+    status, _, body = yield fetch(memory_port, "/urls")
+    assert status == 200
+    assert json.loads(body) == {"notes": f"/static/notes.txt?v={sha512(MEMORY_FILES['notes.txt'][0])}"}
+
+
+class OwnInitializeHandler(StaticFileHandler):
+    """A filesystem subclass whose initialize() sets only what it uses."""
+
+    def initialize(self, path):
+        self.root = path
+
+
+@inline
+def test_subclass_with_its_own_initialize(serve, tree):
+    port = serve([(r"/o/(.*)", OwnInitializeHandler, {"path": str(tree)})])
+    status, headers, body = yield fetch(port, "/o/hello.txt", headers={"Range": "bytes=0-4"})
+    assert (status, body) == (206, HELLO[:5])
+    status, _, _ = yield fetch(port, "/o/link.txt")  # the symlink check still applies
+    assert status == 403
+    status, _, _ = yield fetch(port, "/o/dir")  # no default_filename
+    assert status == 403
+
+
+class RedirectingValidateHandler(StaticFileHandler):
+    """validate_absolute_path validates with ours, then returns another file:
+    the size and date must describe the file served, not the one checked."""
+
+    def validate_absolute_path(self, root, absolute_path):
+        super().validate_absolute_path(root, absolute_path)
+        return os.path.join(root, "big.bin")
+
+
+@inline
+def test_validate_override_returning_another_path(serve, tree):
+    port = serve([(r"/r/(.*)", RedirectingValidateHandler, {"path": str(tree)})])
+    status, headers, body = yield fetch(port, "/r/hello.txt")
+    assert status == 200
+    assert headers["Content-Length"] == str(BIG_SIZE)
+    assert body == (tree / "big.bin").read_bytes()
+
+
+# -- version size and cache bounds -----------------------------------------------------------------
+
+
+def test_max_version_content_size(tree, caplog):
+    class Small(StaticFileHandler):
+        MAX_VERSION_CONTENT_SIZE = len(HELLO)
+
+    settings = {"static_path": str(tree)}
+    StaticFileHandler.reset()
+    assert Small.get_version(settings, "hello.txt") == sha512(HELLO)
+    Small.MAX_VERSION_CONTENT_SIZE -= 1
+    StaticFileHandler.reset()
+    assert Small.get_version(settings, "hello.txt") is None
+    assert "larger than MAX_VERSION_CONTENT_SIZE" in caplog.text
+    assert Small.make_static_url(settings, "hello.txt") == "/static/hello.txt"
+    StaticFileHandler.reset()
+
+
+def test_version_cache_is_bounded_least_recently_used_first(tree):
+    reads = []
+
+    class Limited(StaticFileHandler):
+        MAX_CACHED_VERSIONS = 2
+
+        @classmethod
+        def get_content_version(cls, abspath):
+            reads.append(os.path.basename(abspath))
+            return "v-" + os.path.basename(abspath)
+
+    settings = {"static_path": str(tree)}
+    StaticFileHandler.reset()
+    for name in ["hello.txt", "robots.txt", "hello.txt", "favicon.ico", "hello.txt", "robots.txt"]:
+        assert Limited.get_version(settings, name) == "v-" + name
+    # hello.txt was used again before favicon.ico came in, so robots.txt was dropped
+    assert reads == ["hello.txt", "robots.txt", "favicon.ico", "robots.txt"]
+    assert len(StaticFileHandler._static_hashes) == 2
+    StaticFileHandler.reset()
+
+
+# -- gzip (compress_response) ------------------------------------------------------------------------
+
+TEXT_2K = b"".join(b"line %d of a small text file\n" % i for i in range(80))  # > 1 KiB, one piece
+
+
+@pytest.fixture
+def gzip_port(serve, tree):
+    (tree / "mid.txt").write_bytes(TEXT_2K)
+    (tree / "long.txt").write_bytes(b"".join(b"line %d of a long text file\n" % i for i in range(20000)))
+    return serve(compress_response=True)
+
+
+def _raw_get(port, path, headers=b""):
+    return raw(port, b"GET " + path + b" HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n" + headers
+               + b"Connection: close\r\n\r\n")
+
+
+@inline
+def test_gzip_of_a_one_piece_file_has_the_compressed_length(gzip_port):
+    data = yield _raw_get(gzip_port, b"/static/mid.txt")
+    (status, headers, body), = parse_responses(data)
+    assert status == 200
+    assert headers["content-encoding"] == "gzip"
+    assert headers["vary"] == "Accept-Encoding"
+    assert int(headers["content-length"]) == len(body) < len(TEXT_2K)
+    assert "transfer-encoding" not in headers
+    assert gzip.decompress(body) == TEXT_2K
+    # the representation differs from the file's bytes: the tag is weak, and
+    # still answers a conditional request with 304
+    assert headers["etag"] == f'W/"{sha512(TEXT_2K)}"'
+    status, _, body = yield fetch(gzip_port, "/static/mid.txt",
+                                  headers={"Accept-Encoding": "gzip", "If-None-Match": headers["etag"]})
+    assert (status, body) == (304, b"")
+
+
+@inline
+def test_gzip_of_a_streamed_file_is_chunked(gzip_port, tree):
+    text = (tree / "long.txt").read_bytes()
+    data = yield _raw_get(gzip_port, b"/static/long.txt")
+    (status, headers, body), = parse_responses(data)
+    assert status == 200
+    assert headers["content-encoding"] == "gzip"
+    # the compressed length is not known when the head goes out
+    assert "content-length" not in headers
+    assert headers["transfer-encoding"] == "chunked"
+    assert gzip.decompress(body) == text
+
+
+@pytest.mark.parametrize(
+    "path, headers, status, why",
+    [
+        ("/static/hello.txt", {}, 200, "under 1 KiB, as for any response"),
+        ("/static/big.bin", {}, 200, "not a compressible type"),
+        ("/static/archive.txt.gz", {}, 200, "already compressed"),
+        ("/static/long.txt", {"Range": "bytes=10-2000"}, 206, "Content-Range counts the file's bytes"),
+        ("/static/long.txt", {"Accept-Encoding": "identity"}, 200, "the client does not accept gzip"),
+    ],
+)
+@inline
+def test_static_responses_not_gzipped(gzip_port, tree, path, headers, status, why):
+    file_bytes = (tree / path.removeprefix("/static/")).read_bytes()
+    got_status, got, body = yield fetch(gzip_port, path, headers={"Accept-Encoding": "gzip", **headers})
+    assert got_status == status, why
+    assert "Content-Encoding" not in got, why
+    assert got["Vary"] == "Accept-Encoding"
+    if status == 206:
+        assert body == file_bytes[10:2001]
+    else:
+        assert body == file_bytes
+    assert got["Content-Length"] == str(len(body))
