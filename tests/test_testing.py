@@ -341,11 +341,11 @@ class TornadoStyleTest(AsyncHTTPTestCase):
             self.fetch("/hang", request_timeout=0.2)
         self.assertEqual(caught.exception.code, 599)
 
-    def test_https_to_a_plain_port_fails_and_http10_is_plain_only(self) -> None:
-        with self.assertRaises(HTTPStreamClosedError):  # the TLS handshake fails
-            self.fetch(f"https://127.0.0.1:{self.get_http_port()}/hello", validate_cert=False)
-        with self.assertRaises(ValueError):
-            self.fetch(f"https://127.0.0.1:{self.get_http_port()}/hello", http_version="HTTP/1.0")
+    def test_https_to_a_plain_port_fails(self) -> None:
+        for version in ("HTTP/1.1", "HTTP/1.0"):
+            with self.assertRaises(HTTPStreamClosedError):  # the TLS handshake fails
+                self.fetch(f"https://127.0.0.1:{self.get_http_port()}/hello", validate_cert=False,
+                           http_version=version)
         with self.assertRaises(ValueError):
             self.fetch(f"ftp://127.0.0.1:{self.get_http_port()}/hello")
 
