@@ -1092,7 +1092,7 @@ SAMPLE_IMPORTS = textwrap.dedent('''
     import pytest
     from twisted.internet import defer, reactor, task, threads
     import cyclone.web
-    from cyclone.testing import AsyncHTTPTestCase, AsyncTestCase, CycloneTestCase
+    from cyclone.testing import AsyncHTTPTestCase, AsyncTestCase, CycloneTestCase, gen_test
 ''')
 
 SAMPLE = SAMPLE_IMPORTS + textwrap.dedent('''
@@ -1116,6 +1116,16 @@ SAMPLE = SAMPLE_IMPORTS + textwrap.dedent('''
             yield task.deferLater(reactor, 0, lambda: None)
             response = yield self.fetch("/")
             self.assertEqual(response.body, b"Hello")
+
+        @gen_test
+        async def test_tornado_ways(self):
+            response = await self.http_client.fetch(self.get_url("/"))
+            self.assertEqual(response.headers["Content-Length"], "5")
+            self.io_loop.call_later(0.01, self.stop, "stopped")
+
+        def test_wait(self):
+            self.io_loop.add_callback(self.stop, "stopped")
+            self.assertEqual(self.wait(), "stopped")
 
     class Legacy(CycloneTestCase):
         app_builder = staticmethod(make_app)
@@ -1163,6 +1173,8 @@ def test_collection_skips_the_base_classes(tmp_path):
     assert collected == [
         "test_sample.py::Legacy::test_client",
         "test_sample.py::Sample::test_blocking",
+        "test_sample.py::Sample::test_tornado_ways",
+        "test_sample.py::Sample::test_wait",
         "test_sample.py::Sample::test_yielded",
     ]
 
@@ -1171,14 +1183,14 @@ def test_plain_pytest_without_pytest_twisted(tmp_path):
     (tmp_path / "test_sample.py").write_text(SAMPLE)
     done = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:twisted", "test_sample.py"], tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "3 passed" in done.stdout
+    assert "5 passed" in done.stdout
 
 
 def test_trial(tmp_path):
     (tmp_path / "test_sample.py").write_text(SAMPLE)
     done = _run(["-m", "twisted.trial", "test_sample"], tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "PASSED (successes=3)" in done.stdout
+    assert "PASSED (successes=5)" in done.stdout
 
 
 def test_pytest_twisted_session_leftovers(tmp_path):
@@ -1188,7 +1200,7 @@ def test_pytest_twisted_session_leftovers(tmp_path):
     (tmp_path / "test_sample.py").write_text(SAMPLE_IMPORTS + SESSION_EXTRAS + SAMPLE)
     done = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "test_sample.py"], tmp_path)
     output = done.stdout + done.stderr
-    assert "1 failed, 5 passed" in output, output
+    assert "1 failed, 7 passed" in output, output
     assert "FAILED test_sample.py::Leaky::test_leaks_a_timer" in output
     assert "DirtyReactorAggregateError" in output
 
