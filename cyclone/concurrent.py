@@ -41,6 +41,9 @@ def ensure_deferred(value: Any) -> defer.Deferred:
     if isinstance(value, defer.Deferred):
         return value
     if inspect.iscoroutine(value):
+        loop = _asyncio_loop()
+        if loop is not None:
+            return defer.Deferred.fromFuture(loop.create_task(_in_task(value, loop)))
         return _CoroutineDriver(value).deferred
     if asyncio.isfuture(value):
         return defer.Deferred.fromFuture(value)
@@ -51,6 +54,77 @@ def ensure_deferred(value: Any) -> defer.Deferred:
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+def _asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop of Twisted's asyncio reactor, when that is the reactor."""
+    reactor = sys.modules.get("twisted.internet.reactor")
+    return getattr(reactor, "_asyncioEventloop", None)
+
+
+async def _in_task(coroutine: Coroutine, loop: asyncio.AbstractEventLoop) -> Any:
+    return await _DeferredAware(coroutine, loop)
+
+
+class _DeferredAware:
+    """Runs ``coroutine`` inside an asyncio Task, waiting on the Deferreds it
+    awaits through asyncio futures; asyncio futures and bare yields pass
+    through to the Task as they are. A Deferred that already fired is taken
+    without a loop turn."""
+
+    __slots__ = ("_coroutine", "_loop")
+
+    def __init__(self, coroutine: Coroutine, loop: asyncio.AbstractEventLoop) -> None:
+        self._coroutine = coroutine
+        self._loop = loop
+
+    def __await__(self) -> Any:
+        coroutine = self._coroutine
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                yielded = coroutine.throw(error) if error is not None else coroutine.send(value)
+            except StopIteration as stop:
+                return stop.value
+            value = error = None
+            try:
+                if isinstance(yielded, defer.Deferred):
+                    value = yield from _future_of(yielded, self._loop)
+                else:
+                    value = yield yielded
+            except GeneratorExit:
+                coroutine.close()
+                raise
+            except BaseException as caught:  # the Deferred's failure, or the Task's cancellation
+                error = caught
+
+
+def _future_of(d: defer.Deferred, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
+    """An asyncio future for ``d``; cancelling the future cancels ``d``.
+
+    A result stays in ``d``: ``await d`` (Deferred.__iter__) reads it from
+    there once resumed. A failure is taken, since it reaches the coroutine
+    through the future, so that it is not also logged as unhandled.
+    """
+    future = loop.create_future()
+
+    def settle(result: Any) -> Any:
+        if isinstance(result, failure.Failure):
+            if not future.cancelled():
+                future.set_exception(result.value)
+            return None
+        if not future.cancelled():
+            future.set_result(result)
+        return result
+
+    def cancelled(done: asyncio.Future) -> None:
+        if done.cancelled():
+            d.cancel()
+
+    d.addBoth(settle)
+    future.add_done_callback(cancelled)
+    return future
 
 
 class _CoroutineDriver:

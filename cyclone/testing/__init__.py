@@ -2,8 +2,7 @@
 
 Tornado's names, on Twisted's trial::
 
-    from twisted.internet import defer
-    from cyclone.testing import AsyncHTTPTestCase, ExpectLog
+    from cyclone.testing import AsyncHTTPTestCase, ExpectLog, gen_test
 
     class HelloTest(AsyncHTTPTestCase):
         def get_app(self):
@@ -12,13 +11,21 @@ Tornado's names, on Twisted's trial::
         def test_hello(self):                   # Tornado style: fetch blocks
             response = self.fetch("/")
             self.assertEqual(response.body, b"Hello")
+            self.assertEqual(response.headers["Content-Length"], "5")
 
-        @defer.inlineCallbacks
-        def test_hello_async(self):             # Twisted style
-            response = yield self.fetch("/")
+        @gen_test
+        async def test_hello_async(self):       # coroutine tests, as Tornado's
+            response = await self.http_client.fetch(self.get_url("/"))
             with ExpectLog("cyclone.application", "Uncaught exception"):
-                response = yield self.fetch("/broken")
+                response = await self.http_client.fetch(self.get_url("/broken"), raise_error=False)
             self.assertEqual(response.code, 500)
+
+        def test_callbacks(self):               # stop() / wait()
+            self.io_loop.call_later(0.01, self.stop, "done")
+            self.assertEqual(self.wait(), "done")
+
+``@defer.inlineCallbacks`` and ``async def`` test methods (without
+``gen_test``) work too: trial waits for the Deferred they return.
 
 The original cyclone's ``CycloneTestCase`` and ``Client``::
 
@@ -37,21 +44,24 @@ How waiting works
 Twisted has one reactor per process. Under ``trial`` it is stopped between
 tests and trial runs it only while waiting for a Deferred a test returned;
 under pytest with pytest-twisted it runs the whole session in a greenlet.
-A blocking ``fetch`` (and ``AsyncTestCase.wait_for``) therefore either runs
-the stopped reactor until the response arrives (what trial does for a
-test's Deferred) or switches to pytest-twisted's reactor greenlet until it
-does (``pytest_twisted.blockon``). Inside the running reactor -- in callbacks,
-after a ``yield`` of an ``@inlineCallbacks`` test, in pytest-twisted test
-functions -- nothing can block; there ``AsyncHTTPTestCase.fetch`` returns a
-Deferred, which the test yields. Client and server run in the same thread,
-so there are no threads and no sleeps, and every wait is bounded by
-``get_async_timeout()`` (``$ASYNC_TEST_TIMEOUT``, default 5 s).
+A blocking ``fetch`` (and ``wait()``, ``gen_test``, ``io_loop.run_sync``,
+``AsyncTestCase.wait_for``) therefore either runs the stopped reactor until
+the result arrives (what trial does for a test's Deferred) or switches to
+pytest-twisted's reactor greenlet until it does (``pytest_twisted.blockon``).
+Inside the running reactor -- in callbacks, inside a ``gen_test``
+coroutine, after a ``yield`` of an ``@inlineCallbacks`` test, in
+pytest-twisted test functions -- nothing can block; there
+``AsyncHTTPTestCase.fetch`` returns a Deferred, which the test yields or
+awaits. Client and server run in the same thread, so there are no threads
+and no sleeps, and every wait is bounded by ``get_async_timeout()``
+(``$ASYNC_TEST_TIMEOUT``, default 5 s).
 
-The HTTP client is Twisted's ``Agent``, so requests are parsed by cyclone's
-server exactly as real ones are. Unlike Tornado there is no ``gen_test``
-(use ``@defer.inlineCallbacks`` or ``async def`` test methods) and no
-``stop()``/``wait()``. ``AsyncHTTPSTestCase`` serves the app over TLS with a
-self-signed certificate made for the test run.
+The HTTP client writes requests and reads responses itself, so a response's
+headers are the ones on the wire (``Content-Length``, ``Connection``,
+``Transfer-Encoding`` included). ``self.io_loop`` is not an event loop: it
+maps the ``IOLoop`` methods tests use onto the reactor.
+``AsyncHTTPSTestCase`` serves the app over TLS with a self-signed
+certificate made for the test run.
 """
 
 from cyclone.testing.case import (
@@ -60,12 +70,14 @@ from cyclone.testing.case import (
     AsyncTestCase,
     ExpectLog,
     bind_unused_port,
+    gen_test,
     get_async_test_timeout,
 )
 from cyclone.testing.httpclient import (
     AsyncHTTPClient,
     ClientRequest,
     HTTPClientError,
+    HTTPRequest,
     HTTPResponse,
     HTTPStreamClosedError,
     HTTPTimeoutError,
@@ -84,10 +96,12 @@ __all__ = [
     "CycloneTestCase",
     "ExpectLog",
     "HTTPClientError",
+    "HTTPRequest",
     "HTTPResponse",
     "HTTPStreamClosedError",
     "HTTPTimeoutError",
     "LiveServer",
     "bind_unused_port",
+    "gen_test",
     "get_async_test_timeout",
 ]

@@ -1,23 +1,25 @@
 """Tornado's ``tornado.testing`` test cases on trial: ``AsyncTestCase``,
-``AsyncHTTPTestCase``, ``AsyncHTTPSTestCase``, ``ExpectLog``,
+``AsyncHTTPTestCase``, ``AsyncHTTPSTestCase``, ``gen_test``, ``ExpectLog``,
 ``bind_unused_port``."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 import os
 import re
 import socket
 import sys
-from typing import Any, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from twisted.internet import defer
 from twisted.trial import unittest as trial_unittest
 from twisted.trial import util as trial_util
 
 from cyclone.testing import _reactor
+from cyclone.testing._ioloop_facade import ReactorIOLoopFacade
 from cyclone.testing.httpclient import AsyncHTTPClient, HTTPResponse, LiveServer
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "AsyncTestCase",
     "ExpectLog",
     "bind_unused_port",
+    "gen_test",
     "get_async_test_timeout",
 ]
 
@@ -54,6 +57,41 @@ def bind_unused_port(reuse_port: bool = False, address: str = "127.0.0.1") -> tu
         sock.close()
         raise
     return sock, sock.getsockname()[1]
+
+
+def gen_test(func: Callable[..., Any] | None = None, timeout: float | None = None) -> Any:
+    """Tornado's ``gen_test``: run a coroutine test method to the end.
+
+    Decorates an ``async def`` method or a generator method (run as a
+    ``cyclone.gen.coroutine``) of an ``AsyncTestCase``; use it bare or as
+    ``@gen_test(timeout=30)``. The test waits at most ``timeout`` seconds
+    (default: ``$ASYNC_TEST_TIMEOUT``, else 5, read when the test runs), then
+    cancels the coroutine and fails with ``TimeoutError``. The coroutine
+    starts inside the running reactor, so ``self.fetch`` there returns a
+    Deferred to ``yield``/``await``, as ``self.http_client.fetch`` does.
+    """
+
+    def wrap(method: Callable[..., Any]) -> Callable[..., None]:
+        if inspect.isgeneratorfunction(method):
+            from cyclone import gen
+
+            method = gen.coroutine(method)
+
+        @functools.wraps(method)
+        def run(self: Any, *args: Any, **kwargs: Any) -> None:
+            limit = timeout if timeout is not None else get_async_test_timeout()
+            result = self.io_loop.run_sync(functools.partial(method, self, *args, **kwargs), timeout=limit)
+            if result is not None:
+                raise TypeError(f"a gen_test method returned {result!r}; test methods return None")
+
+        # trial and pytest look for coroutine functions through __wrapped__ in places:
+        # this one is a plain function that blocks.
+        del run.__wrapped__
+        return run
+
+    if func is not None:
+        return wrap(func)
+    return wrap
 
 
 class ExpectLog(logging.Filter):
@@ -153,6 +191,64 @@ class AsyncTestCase(_CollectSubclasses, trial_unittest.TestCase):
         there instead.
         """
         return _reactor.wait_for(d, self.get_async_timeout() if timeout is None else timeout)
+
+    # -- Tornado's stop()/wait() and io_loop ---------------------------------------------
+
+    @property
+    def io_loop(self) -> ReactorIOLoopFacade:
+        """The ``IOLoop`` methods Tornado tests use (``add_callback``,
+        ``call_later``, ``add_timeout``, ``time``, ``run_sync``...), on the
+        reactor. Its pending timers are cancelled when the test ends."""
+        facade = self.__dict__.get("_cyclone_io_loop")
+        if facade is None:
+            facade = self._cyclone_io_loop = self.get_new_ioloop()
+            self.addCleanup(facade.close)
+        return facade
+
+    def get_new_ioloop(self) -> ReactorIOLoopFacade:
+        """What ``self.io_loop`` is: override to give another facade."""
+        return ReactorIOLoopFacade()
+
+    def stop(self, _arg: Any = None, **kwargs: Any) -> None:
+        """End the current (or next) ``wait()``, which returns ``_arg`` or
+        the keyword arguments as a dict. Callable from reactor callbacks."""
+        if _arg is not None and kwargs:
+            raise ValueError("stop() takes one positional argument or keyword arguments, not both")
+        self._cyclone_stop_args = kwargs or _arg
+        self._cyclone_stopped = True
+        waiter = self.__dict__.pop("_cyclone_stop_waiter", None)
+        if waiter is not None:
+            waiter.callback(None)
+
+    def wait(self, condition: Callable[[], bool] | None = None, timeout: float | None = None) -> Any:
+        """Run the reactor until ``stop()`` is called (at once if it already
+        was) and return what was passed to it.
+
+        With ``condition``, keep waiting through ``stop()`` calls until it is
+        true. After ``timeout`` seconds (default ``get_async_timeout()``)
+        fails the test with "Async operation timed out after N seconds".
+        """
+        if timeout is None:
+            timeout = self.get_async_timeout()
+        from twisted.internet import reactor
+
+        deadline = reactor.seconds() + timeout
+        while True:
+            if not self.__dict__.get("_cyclone_stopped", False):
+                waiter: defer.Deferred[None] = defer.Deferred()
+                self._cyclone_stop_waiter = waiter
+                try:
+                    _reactor.wait_for(waiter, max(0.0, deadline - reactor.seconds()))
+                except TimeoutError:
+                    raise self.failureException(f"Async operation timed out after {timeout:g} seconds") from None
+                finally:
+                    self.__dict__.pop("_cyclone_stop_waiter", None)
+            if condition is None or condition():
+                break
+            self._cyclone_stopped = False
+        result = self.__dict__.pop("_cyclone_stop_args", None)
+        self._cyclone_stopped = False
+        return result
 
     def getTimeout(self) -> float:
         if self._explicit_timeout() is None:

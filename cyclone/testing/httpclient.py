@@ -1,12 +1,14 @@
 """A test HTTP client over real sockets, and a server listening for tests.
 
 ``AsyncHTTPClient.fetch`` has the interface of Tornado's client (keyword
-arguments, ``HTTPResponse``, ``HTTPClientError``) and returns a Deferred. The
-HTTP work is done by ``twisted.web.client.Agent`` -- a client written
-independently of cyclone's server, so the tests exercise the server against
-someone else's reading of HTTP. ``http_version="HTTP/1.0"`` sends a
-hand-written HTTP/1.0 request from a thread and reads the answer with the
-standard library's ``http.client`` parser (Agent only speaks HTTP/1.1).
+arguments, ``HTTPResponse``, ``HTTPClientError``) and returns a Deferred.
+It writes each request and reads its response itself
+(``cyclone.testing._http11``), on a Twisted connection: the response's
+headers are exactly those received (``Content-Length``, ``Connection`` and
+``Transfer-Encoding`` included), and bodies framed by Content-Length,
+chunked coding or the connection closing, 1xx interim responses, HEAD and
+204/304 responses without a body are read as HTTP/1.1 says. One connection
+per request (``Connection: close``), as Tornado's simple client.
 
 Every connection, on both sides, is tracked, so ``AsyncHTTPClient.close()``
 and ``LiveServer.stop()`` return Deferreds that fire once the sockets are
@@ -18,37 +20,26 @@ from __future__ import annotations
 import base64
 import http.client
 import io
-import socket
 import time
 import urllib.parse
-import zlib
 from typing import Any, Callable, Iterable, Mapping
 
-from twisted.internet import defer, error, protocol, ssl, threads
+from twisted.internet import defer, error, protocol, ssl
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
-from twisted.web.client import (
-    Agent,
-    HTTPConnectionPool,
-    PotentialDataLoss,
-    RequestTransmissionFailed,
-    ResponseDone,
-    ResponseFailed,
-    ResponseNeverReceived,
-)
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
 from zope.interface import implementer
 
 from cyclone.httputil import HTTPHeaders
+from cyclone.testing import _http11
 
 __all__ = [
     "AsyncHTTPClient",
     "ClientRequest",
     "HTTPClientError",
+    "HTTPRequest",
     "HTTPResponse",
     "HTTPStreamClosedError",
     "HTTPTimeoutError",
@@ -102,12 +93,27 @@ class HTTPStreamClosedError(HTTPClientError):
         super().__init__(599, message)
 
 
+#: The methods Tornado's client sends without ``allow_nonstandard_methods``.
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+# Methods that must carry a body (and the others must not) unless allow_nonstandard_methods.
+_BODY_EXPECTED = frozenset({"POST", "PUT", "PATCH"})
+
+
 class ClientRequest:
     """What to fetch: Tornado's ``HTTPRequest`` options that this client honours.
 
     ``headers`` may be a dict or ``HTTPHeaders``; str values are sent as
     Latin-1 (UTF-8 if they do not fit), bytes values as they are. ``body``
-    may be str (sent as UTF-8) or bytes.
+    may be str (sent as UTF-8) or bytes. ``body_producer(write)`` instead
+    streams the body: it calls ``write(chunk)`` (which returns a Deferred to
+    wait on) and returns a Deferred or awaitable; without a Content-Length
+    header the body is sent chunked. ``expect_100_continue`` sends
+    ``Expect: 100-continue`` and holds the body back until the server
+    answers 100. ``use_gzip`` is Tornado's old name for
+    ``decompress_response``. ``header_callback`` gets each line of the
+    final response head (status line first, then each header, then
+    ``"\r\n"``); ``streaming_callback`` each piece of the body, which is
+    then not kept.
     """
 
     def __init__(
@@ -120,15 +126,20 @@ class ClientRequest:
         max_redirects: int = 5,
         request_timeout: float | None = 20.0,
         connect_timeout: float | None = 20.0,
-        decompress_response: bool = True,
+        decompress_response: bool | None = None,
         user_agent: str | None = None,
         auth_username: str | None = None,
         auth_password: str | None = None,
         auth_mode: str | None = None,
         streaming_callback: Callable[[bytes], Any] | None = None,
+        header_callback: Callable[[str], Any] | None = None,
         http_version: str = "HTTP/1.1",
         validate_cert: bool = True,
         ca_certs: str | None = None,
+        body_producer: Callable[[Callable[[bytes], Any]], Any] | None = None,
+        expect_100_continue: bool = False,
+        use_gzip: bool | None = None,
+        allow_nonstandard_methods: bool = False,
     ) -> None:
         self.url = url
         self.method = method.upper()
@@ -137,21 +148,27 @@ class ClientRequest:
             body = body.encode("utf-8")
         elif body is not None and not isinstance(body, bytes):
             raise TypeError(f"body must be str or bytes, not {type(body).__name__}")
+        if body is not None and body_producer is not None:
+            raise ValueError("pass either body or body_producer, not both")
         self.body = body
+        self.body_producer = body_producer
+        self.expect_100_continue = expect_100_continue
+        self.allow_nonstandard_methods = allow_nonstandard_methods
         self.follow_redirects = follow_redirects
         self.max_redirects = max_redirects
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
+        if decompress_response is None:
+            decompress_response = True if use_gzip is None else use_gzip
         self.decompress_response = decompress_response
         self.streaming_callback = streaming_callback
+        self.header_callback = header_callback
         #: https: check the server's certificate (against ``ca_certs``, a PEM
         #: file, or the system's trusted roots) and its name
         self.validate_cert = validate_cert
         self.ca_certs = ca_certs
         if http_version not in ("HTTP/1.0", "HTTP/1.1"):
             raise ValueError(f"http_version must be 'HTTP/1.0' or 'HTTP/1.1', not {http_version!r}")
-        if http_version == "HTTP/1.0" and streaming_callback is not None:
-            raise ValueError("streaming_callback needs http_version='HTTP/1.1'")
         self.http_version = http_version
         if user_agent is not None and "User-Agent" not in self.headers:
             self.headers["User-Agent"] = user_agent
@@ -164,8 +181,32 @@ class ClientRequest:
         if decompress_response and "Accept-Encoding" not in self.headers:
             self.headers["Accept-Encoding"] = "gzip"
 
+    @property
+    def use_gzip(self) -> bool:
+        return self.decompress_response
+
+    def check(self) -> None:
+        """Refuse what Tornado's client refuses: an unknown method (KeyError), or
+        a body on a method without one or none on POST/PUT/PATCH (ValueError),
+        unless ``allow_nonstandard_methods``."""
+        if self.allow_nonstandard_methods:
+            return
+        if self.method not in STANDARD_METHODS:
+            raise KeyError(f"unknown method {self.method}")
+        present = self.body is not None or self.body_producer is not None
+        if self.method in _BODY_EXPECTED and not present:
+            raise ValueError(f"Body must not be None for method {self.method} "
+                             "(unless allow_nonstandard_methods is true)")
+        if present and self.method not in _BODY_EXPECTED:
+            raise ValueError(f"Body must be None for method {self.method} "
+                             "(unless allow_nonstandard_methods is true)")
+
     def __repr__(self) -> str:
         return f"ClientRequest({self.method} {self.url})"
+
+
+#: Tornado's name for it (``tornado.httpclient.HTTPRequest``).
+HTTPRequest = ClientRequest
 
 
 class HTTPResponse:
@@ -239,15 +280,8 @@ def _to_headers(headers: Mapping[str, Any] | HTTPHeaders | None) -> HTTPHeaders:
     return result
 
 
-def _encode_header_value(value: str) -> bytes:
-    try:
-        return value.encode("latin-1")
-    except UnicodeEncodeError:
-        return value.encode("utf-8")
-
-
 def _ascii_url(url: str) -> str:
-    # Agent needs bytes made of URL characters; quote anything else.
+    # A request target is made of URL characters; quote anything else.
     return urllib.parse.quote(url, safe=":/?#[]@!$&'()*+,;=%~")
 
 
@@ -305,40 +339,22 @@ class _TrackingFactory(WrappingFactory):
         self._connections.discard(p)
 
 
-@implementer(IStreamClientEndpoint)
-class _TrackedEndpoint:
-    def __init__(self, endpoint: Any, connections: _ConnectionSet) -> None:
-        self._endpoint = endpoint
-        self._connections = connections
-
-    def connect(self, factory: protocol.Factory) -> defer.Deferred[Any]:
-        d = self._endpoint.connect(_TrackingFactory(factory, self._connections))
-        # Agent talks to its own protocol; the wrapper only watches the connection.
-        return d.addCallback(lambda wrapper: wrapper.wrappedProtocol)
-
-
-@implementer(IAgentEndpointFactory)
-class _EndpointFactory:
-    def __init__(self, connections: _ConnectionSet, request: ClientRequest) -> None:
-        self._connections = connections
-        self._timeout = request.connect_timeout or 30
-        self._request = request
-
-    def endpointForURI(self, uri: Any) -> _TrackedEndpoint:
-        reactor = _reactor()
-        if uri.scheme not in (b"http", b"https"):
-            raise ValueError(f"cyclone.testing's client speaks http and https, not {uri.scheme!r}")
-        host = uri.host.decode("ascii")
-        endpoint: Any
-        if isIPAddress(host):
-            endpoint = TCP4ClientEndpoint(reactor, host, uri.port, timeout=self._timeout)
-        elif isIPv6Address(host):
-            endpoint = TCP6ClientEndpoint(reactor, host, uri.port, timeout=self._timeout)
-        else:
-            endpoint = HostnameEndpoint(reactor, uri.host, uri.port, timeout=self._timeout)
-        if uri.scheme == b"https":
-            endpoint = wrapClientTLS(_tls_connection_creator(host, self._request), endpoint)
-        return _TrackedEndpoint(endpoint, self._connections)
+def _endpoint(request: ClientRequest, parts: urllib.parse.SplitResult) -> Any:
+    """A client endpoint for the URL's host and port (TLS for https)."""
+    reactor = _reactor()
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    timeout = request.connect_timeout or 30
+    endpoint: Any
+    if isIPAddress(host):
+        endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
+    elif isIPv6Address(host):
+        endpoint = TCP6ClientEndpoint(reactor, host, port, timeout=timeout)
+    else:
+        endpoint = HostnameEndpoint(reactor, host.encode("idna"), port, timeout=timeout)
+    if parts.scheme == "https":
+        endpoint = wrapClientTLS(_tls_connection_creator(host, request), endpoint)
+    return endpoint
 
 
 def _tls_connection_creator(host: str, request: ClientRequest) -> Any:
@@ -367,74 +383,6 @@ class _UncheckedTLS:
         return SSL.Connection(self._context, None)  # Twisted sets its state and app data
 
 
-@implementer(IBodyProducer)
-class _BytesProducer:
-    """A request body already in memory (sent with Content-Length)."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-        self.length = len(body)
-
-    def startProducing(self, consumer: Any) -> defer.Deferred[None]:
-        consumer.write(self._body)
-        return defer.succeed(None)
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
-
-
-class _BodyReader(protocol.Protocol):
-    """Collects (or streams) a response body, un-gzipping it when asked to."""
-
-    def __init__(self, finished: defer.Deferred[bytes], callback: Callable[[bytes], Any] | None, gunzip: bool) -> None:
-        self._finished = finished
-        self._callback = callback
-        self._chunks: list[bytes] = []
-        self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS) if gunzip else None
-        self._failure: Failure | None = None
-
-    def dataReceived(self, data: bytes) -> None:
-        if self._failure is not None:
-            return
-        try:
-            if self._decoder is not None:
-                data = self._decoder.decompress(data)
-            self._deliver(data)
-        except Exception:
-            self._failure = Failure()
-            self.transport.stopProducing()
-
-    def _deliver(self, data: bytes) -> None:
-        if not data:
-            return
-        if self._callback is not None:
-            self._callback(data)
-        else:
-            self._chunks.append(data)
-
-    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
-        if self._failure is not None:
-            self._finished.errback(self._failure)
-            return
-        # PotentialDataLoss: a body delimited by the connection closing (HTTP/1.0).
-        if not reason.check(ResponseDone, PotentialDataLoss):
-            self._finished.errback(reason)
-            return
-        try:
-            if self._decoder is not None:
-                self._deliver(self._decoder.flush())
-        except Exception:
-            self._finished.errback(Failure())
-            return
-        self._finished.callback(b"".join(self._chunks))
-
-
 def _gunzip_headers(headers: HTTPHeaders) -> bool:
     """True if the body is gzipped; then rename Content-Encoding as Tornado does."""
     if headers.get("Content-Encoding", "").lower() != "gzip":
@@ -458,7 +406,6 @@ class AsyncHTTPClient:
 
     def __init__(self, base_url: str | Callable[[], str] | None = None) -> None:
         self._connections = _ConnectionSet()
-        self._pool = HTTPConnectionPool(_reactor(), persistent=False)
         self._closed = False
         self._base_url = base_url
 
@@ -481,6 +428,7 @@ class AsyncHTTPClient:
             request.url = self._absolute(request.url)
         else:
             request = ClientRequest(self._absolute(request), **kwargs)
+        request.check()
         d = defer.Deferred.fromCoroutine(self._fetch(request))
         if request.request_timeout:
             d.addTimeout(request.request_timeout, _reactor(), onTimeoutCancel=_request_timed_out)
@@ -531,67 +479,55 @@ class AsyncHTTPClient:
             )
 
     async def _exchange(self, request: ClientRequest) -> tuple[int, str, HTTPHeaders, bytes]:
-        if request.http_version == "HTTP/1.0":
-            return await threads.deferToThread(_exchange_http10, request)
-        return await self._agent_exchange(request)
+        parts = urllib.parse.urlsplit(_ascii_url(request.url))
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"cyclone.testing's client speaks http and https, not {parts.scheme!r}")
+        head, chunked = _request_head(request, parts)
+        body: Any = request.body if request.body_producer is None else request.body_producer
 
-    async def _agent_exchange(self, request: ClientRequest) -> tuple[int, str, HTTPHeaders, bytes]:
-        agent = Agent.usingEndpointFactory(
-            _reactor(), _EndpointFactory(self._connections, request), pool=self._pool
+        def on_head(response: _http11.ResponseHead) -> bool:
+            if request.header_callback is not None:
+                for line in response.lines:
+                    request.header_callback(line)
+            return bool(request.decompress_response) and _gunzip_headers(response.headers)
+
+        factory = protocol.Factory()
+        factory.protocol = lambda: _http11.Exchange(  # type: ignore[assignment]
+            head, body, chunked, request.method,
+            request.expect_100_continue, on_head, request.streaming_callback,
         )
-        raw_headers = Headers()
-        for name, value in request.headers.get_all():
-            raw_headers.addRawHeader(name.encode("latin-1"), _encode_header_value(value))
-        producer = _BytesProducer(request.body) if request.body is not None else None
-        url = _ascii_url(request.url).encode("ascii")
-        response = await agent.request(request.method.encode("ascii"), url, raw_headers, producer)
-        headers = HTTPHeaders()
-        for name, values in response.headers.getAllRawHeaders():
-            for value in values:
-                headers.add(name.decode("latin-1"), value.decode("latin-1"))
-        gunzip = request.decompress_response and _gunzip_headers(headers)
-        reader_ref: list[_BodyReader] = []
-
-        def cancel(d: defer.Deferred[bytes]) -> None:
-            reader_ref[0].transport.stopProducing()
-
-        finished: defer.Deferred[bytes] = defer.Deferred(cancel)
-        reader = _BodyReader(finished, request.streaming_callback, gunzip)
-        reader_ref.append(reader)
-        response.deliverBody(reader)
-        body = await finished
-        return response.code, response.phrase.decode("latin-1"), headers, body
+        wrapper = await _endpoint(request, parts).connect(_TrackingFactory(factory, self._connections))
+        exchange = wrapper.wrappedProtocol
+        response, body_bytes = await exchange.finished
+        return response.code, response.reason, response.headers, body_bytes
 
 
-def _exchange_http10(request: ClientRequest) -> tuple[int, str, HTTPHeaders, bytes]:
-    """One HTTP/1.0 request over a blocking socket (runs in a thread)."""
-    parts = urllib.parse.urlsplit(_ascii_url(request.url))
-    if parts.scheme != "http":
-        raise ValueError(f"cyclone.testing's client speaks plain http, not {parts.scheme!r}")
+def _request_head(request: ClientRequest, parts: urllib.parse.SplitResult) -> tuple[bytes, bool]:
+    """The request's head as bytes, and whether its body goes chunked."""
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    headers = request.headers.copy()
-    if "Host" not in headers:
-        headers["Host"] = parts.netloc
+    headers = HTTPHeaders()
+    if "Host" not in request.headers:
+        headers["Host"] = parts.netloc.rpartition("@")[2]
+    if request.http_version == "HTTP/1.1" and "Connection" not in request.headers:
+        headers["Connection"] = "close"
+    for name, value in request.headers.get_all():
+        headers.add(name, value)
+    chunked = False
     if request.body is not None:
-        headers["Content-Length"] = str(len(request.body))
-    lines = [f"{request.method} {target} HTTP/1.0".encode("ascii")]
-    lines += [name.encode("latin-1") + b": " + _encode_header_value(value) for name, value in headers.get_all()]
-    data = b"\r\n".join(lines) + b"\r\n\r\n" + (request.body or b"")
-    timeout = request.request_timeout or None
-    with socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout) as sock:
-        sock.sendall(data)
-        response = http.client.HTTPResponse(sock, method=request.method)
-        try:
-            response.begin()
-            body = response.read()
-        finally:
-            response.close()
-    result = HTTPHeaders()
-    for name, value in response.getheaders():
-        result.add(name, value)
-    if request.decompress_response and _gunzip_headers(result):
-        body = zlib.decompress(body, 16 + zlib.MAX_WBITS)
-    return response.status, response.reason, result, body
+        if "Content-Length" not in headers:
+            headers["Content-Length"] = str(len(request.body))
+    elif request.body_producer is not None and "Content-Length" not in headers:
+        if request.http_version == "HTTP/1.0":
+            raise ValueError("body_producer over HTTP/1.0 needs a Content-Length header")
+        headers["Transfer-Encoding"] = "chunked"
+        chunked = True
+    has_body = request.body is not None or request.body_producer is not None
+    # As Tornado's client: a POST body without a type is a form.
+    if request.method == "POST" and has_body and "Content-Type" not in headers:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    if request.expect_100_continue and has_body and "Expect" not in headers:
+        headers["Expect"] = "100-continue"
+    return _http11.serialize_head(request.method, target, request.http_version, headers), chunked
 
 
 def _redirected(request: ClientRequest, code: int, location: str) -> ClientRequest:
@@ -619,7 +555,13 @@ def _redirected(request: ClientRequest, code: int, location: str) -> ClientReque
         # Accept-Encoding is already among the copied headers when wanted.
         decompress_response=request.decompress_response,
         streaming_callback=request.streaming_callback,
+        header_callback=request.header_callback,
         http_version=request.http_version,
+        validate_cert=request.validate_cert,
+        ca_certs=request.ca_certs,
+        body_producer=request.body_producer if method == request.method else None,
+        expect_100_continue=request.expect_100_continue,
+        allow_nonstandard_methods=request.allow_nonstandard_methods,
     )
 
 
@@ -633,18 +575,15 @@ def _translate_failure(failure: Failure) -> Failure:
         raise ConnectionRefusedError(str(failure.value))
     if failure.check(ConnectionRefusedError):
         return failure
-    # error.TimeoutError: connect_timeout; TimeoutError: a socket timeout of the HTTP/1.0 path.
+    # error.TimeoutError: connect_timeout.
     if failure.check(error.TimeoutError, TimeoutError):
         raise HTTPTimeoutError(f"Timeout: {failure.getErrorMessage()}")
-    if failure.check(
-        ResponseFailed,
-        ResponseNeverReceived,
-        RequestTransmissionFailed,
-        error.ConnectionLost,
-        error.ConnectionDone,
-        ConnectionError,
-        http.client.HTTPException,
-    ):
+    if failure.check(_http11.ProtocolError):
+        raise HTTPClientError(599, f"Malformed response: {failure.getErrorMessage()}")
+    from OpenSSL import SSL
+
+    # SSL.Error: the TLS handshake failed (e.g. the certificate was refused).
+    if failure.check(error.ConnectionLost, error.ConnectionDone, ConnectionError, SSL.Error):
         raise HTTPStreamClosedError(f"Stream closed: {failure.getErrorMessage()}")
     return failure
 

@@ -244,6 +244,8 @@ class Client:
             follow_redirects=False,
             decompress_response=False,
             http_version=version,
+            # The original Client sent any method, with or without a body.
+            allow_nonstandard_methods=True,
         )
 
         def remember_cookies(response: HTTPResponse) -> HTTPResponse:
