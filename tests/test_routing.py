@@ -522,3 +522,22 @@ def test_routing_module_exports():
         "Router", "ReversibleRouter", "RuleRouter", "ReversibleRuleRouter", "Rule", "Matcher",
         "AnyMatches", "HostMatches", "DefaultHostMatches", "PathMatches", "URLSpec"}
     assert isinstance(web.Application(), ReversibleRouter)
+
+
+@inline
+def test_streaming_handler_behind_nested_rules(listen):
+    @web.stream_request_body
+    class Streamed(web.RequestHandler):
+        def prepare(self):
+            self.pieces = []
+
+        def data_received(self, chunk):
+            self.pieces.append(chunk)
+
+        def put(self):
+            self.write(b"got " + b"".join(self.pieces))
+
+    app = web.Application([Rule(HostMatches("up"), [("/s", Streamed)])])
+    port = listen(app)
+    status, _, body = yield threads.deferToThread(fetch, port, "/s", method="PUT", host="up", body=b"x" * 70000)
+    assert (status, body) == (200, b"got " + b"x" * 70000)
