@@ -57,6 +57,18 @@ from cyclone.concurrent import ensure_deferred
 from cyclone.escape import _unicode, json_encode, url_escape, utf8
 from cyclone.httpserver import HTTPConnection, HTTPRequest, StreamClosedError, date_header
 from cyclone.log import access_log, app_log, bridge_to_twisted, gen_log
+from cyclone.routing import (
+    AnyMatches,
+    DefaultHostMatches,
+    HostMatches,
+    PathMatches,
+    ReversibleRouter,
+    ReversibleRuleRouter,
+    Rule,
+    URLReverseError,
+    URLSpec,
+    _unquote_path,
+)
 from cyclone.signing import (  # the first four are re-exported names of tornado/cyclone 1.x web
     DEFAULT_SIGNED_VALUE_MIN_VERSION,  # noqa: F401
     DEFAULT_SIGNED_VALUE_VERSION,  # noqa: F401
@@ -501,6 +513,8 @@ class RequestHandler:
         """Decode an argument (UTF-8); undecodable input answers 400."""
         if isinstance(value, str):
             return value
+        if value is None:  # an optional group that did not match (as Tornado)
+            return None
         try:
             return value.decode("utf-8")
         except UnicodeDecodeError:
@@ -1941,112 +1955,32 @@ class FallbackHandler(RequestHandler):
 # ----------------------------------------------------------------------------
 
 
-class URLReverseError(ValueError):
-    """``reverse_url`` could not build a URL for the arguments."""
-
-
-class URLSpec:
-    """Maps a URL pattern to a handler: ``URLSpec(r"/user/([0-9]+)", UserHandler,
-    kwargs, name="user")``."""
-
-    def __init__(
-        self,
-        pattern: str,
-        handler_class: type[RequestHandler] | str,
-        kwargs: dict[str, Any] | None = None,
-        name: str | None = None,
-    ) -> None:
-        if not pattern.endswith("$"):
-            pattern += "$"
-        self.regex = re.compile(pattern)
-        self._handler_class = handler_class
-        self.kwargs = kwargs or {}
-        self.name = name
-        self._path, self._group_count = self._find_groups()
-
-    @property
-    def handler_class(self) -> type[RequestHandler]:
-        """The handler class (a dotted name is imported on first use)."""
-        handler = self._handler_class
-        if isinstance(handler, str):
-            handler = self._handler_class = import_object(handler)
-        return handler
-
-    @handler_class.setter
-    def handler_class(self, value: Any) -> None:
-        self._handler_class = value
-
-    def _find_groups(self) -> tuple[str | None, int | None]:
-        pattern = self.regex.pattern
-        if pattern.startswith("^"):
-            pattern = pattern[1:]
-        if pattern.endswith("$"):
-            pattern = pattern[:-1]
-        if self.regex.groups != pattern.count("("):
-            return None, None  # nested or non-capturing groups: not reversible
-        pieces = []
-        for fragment in pattern.split("("):
-            if ")" in fragment:
-                paren_loc = fragment.index(")")
-                if paren_loc >= 0:
-                    pieces.append("%s" + _unescape_pattern(fragment[paren_loc + 1 :]))
-            else:
-                unescaped = _unescape_pattern(fragment)
-                if unescaped is None:
-                    return None, None
-                pieces.append(unescaped)
-        if any(p is None for p in pieces):
-            return None, None
-        return "".join(pieces), self.regex.groups
-
-    def reverse(self, *args: Any, **kwargs: Any) -> str:
-        """The path for ``args`` (positional groups, URL-escaped); keyword
-        arguments become a sorted query string."""
-        if self._path is None:
-            raise URLReverseError(f"cannot reverse url regex {self.regex.pattern}")
-        if len(args) != self._group_count:
-            raise URLReverseError("required number of arguments not found")
-        if not args:
-            path = self._path
-        else:
-            converted = []
-            for arg in args:
-                if not isinstance(arg, (str, bytes)):
-                    arg = str(arg)
-                converted.append(url_escape(utf8(arg), plus=False))
-            path = self._path % tuple(converted)
-        if kwargs:
-            path += "?" + urllib.parse.urlencode(sorted(kwargs.items()))
-        return path
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}({self.regex.pattern!r}, {self._handler_class!r}, "
-            f"kwargs={self.kwargs!r}, name={self.name!r})"
-        )
-
-
 url = URLSpec
 
 
-def _unescape_pattern(fragment: str) -> str | None:
-    """A regex fragment as a literal string, or None if it is not literal."""
-    out = []
-    chars = iter(fragment)
-    for char in chars:
-        if char == "\\":
-            try:
-                nxt = next(chars)
-            except StopIteration:
-                return None
-            if nxt.isalnum():
-                return None
-            out.append(nxt)
-        elif char in ".*+?[]{}|^$":
-            return None
-        else:
-            out.append(char)
-    return "".join(out)
+class _ApplicationRouter(ReversibleRuleRouter):
+    """The rule router of an ``Application``: besides ``RuleRouter``'s
+    targets, a ``RequestHandler`` class (served by the application) and a
+    list of rules (a nested router of the same application)."""
+
+    def __init__(self, application: "Application", rules: list | None = None) -> None:
+        self.application = application
+        super().__init__(rules)
+
+    def add_rules(self, rules: list) -> None:
+        super().add_rules(rules)
+        self.application._routes = None  # the fast path is decided again
+
+    def process_rule(self, rule: Rule) -> Rule:
+        rule = super().process_rule(rule)
+        if isinstance(rule._target, (list, tuple)):
+            rule.target = _ApplicationRouter(self.application, rule._target)
+        return rule
+
+    def get_target_delegate(self, target: Any, request: HTTPRequest, **target_params: Any) -> Any:
+        if isinstance(target, type) and issubclass(target, RequestHandler):
+            return self.application.get_handler_delegate(request, target, **target_params)
+        return super().get_target_delegate(target, request, **target_params)
 
 
 # ----------------------------------------------------------------------------
@@ -2083,13 +2017,21 @@ def _request_limits(settings: dict[str, Any]) -> dict[str, Any]:
     return limits
 
 
-class Application(protocol.ServerFactory):
+class Application(ReversibleRouter, protocol.ServerFactory):
     """A collection of request handlers that make up a web application; a
-    Twisted ``ServerFactory``: ``reactor.listenTCP(8888, app)``.
+    Twisted ``ServerFactory``: ``reactor.listenTCP(8888, app)``, and a
+    ``cyclone.routing.ReversibleRouter`` (a target of another router's rules).
 
-    ``handlers`` is a list of ``URLSpec`` or tuples ``(pattern, handler)``,
-    ``(pattern, handler, kwargs)``, ``(pattern, handler, kwargs, name)``;
-    a handler may be a dotted name.
+    ``handlers`` is a list of rules: ``URLSpec`` objects, tuples ``(pattern,
+    handler)``, ``(pattern, handler, kwargs)``, ``(pattern, handler, kwargs,
+    name)`` (a handler may be a dotted name), or ``cyclone.routing.Rule`` objects
+    whose target is a handler class, a list of rules, another ``Router`` (an
+    ``Application``), or anything a ``RuleRouter`` serves. They go into
+    ``wildcard_router``; ``default_router`` holds the host rules of
+    ``add_handlers`` and, last, a rule sending every host to
+    ``wildcard_router``. ``default_host``: the host whose ``add_handlers``
+    rules also serve requests for hosts no pattern matches (unless they came
+    through a proxy, with ``X-Real-Ip``).
 
     Settings read by this module: ``debug`` (turns on ``serve_traceback``,
     ``compiled_template_cache=False``, ``static_hash_cache=False``),
@@ -2129,9 +2071,7 @@ class Application(protocol.ServerFactory):
                 self.transforms.append(GZipContentEncoding)
         else:
             self.transforms = list(transforms)
-        self.handlers: list[tuple[re.Pattern, list[URLSpec]]] = []
-        self.named_handlers: dict[str, URLSpec] = {}
-        self.default_host = default_host or ""
+        self.default_host = default_host
         self.settings = ObjectDict(settings)
         self.error_handler = error_handler
         self.ui_modules: dict[str, type[UIModule]] = {
@@ -2159,32 +2099,27 @@ class Application(protocol.ServerFactory):
                 r"/(robots\.txt)",
             ):
                 handlers.insert(0, (pattern, static_handler_class, static_handler_args))
-        if handlers:
-            self.add_handlers(".*$", handlers)
+        # the plain routes, [(regex, URLSpec)], while the rules are a list of
+        # paths and handler classes only (False: they are not; None: not known)
+        self._routes: list[tuple[re.Pattern, Rule]] | bool | None = None
+        self.wildcard_router = _ApplicationRouter(self, handlers)
+        self._wildcard_rule = Rule(AnyMatches(), self.wildcard_router)
+        self.default_router = _ApplicationRouter(self, [self._wildcard_rule])
         self._request_limits = _request_limits(self.settings)
 
     # -- configuration -------------------------------------------------------------------
 
     def add_handlers(self, host_pattern: str, host_handlers: list) -> None:
-        """Add handlers for hosts matching ``host_pattern`` (a regex; ``$`` is
-        appended). Later host patterns are tried before the catch-all ``.*$``."""
-        if not host_pattern.endswith("$"):
-            host_pattern += "$"
-        specs: list[URLSpec] = []
-        if self.handlers and self.handlers[-1][0].pattern == ".*$":
-            self.handlers.insert(-1, (re.compile(host_pattern), specs))
-        else:
-            self.handlers.append((re.compile(host_pattern), specs))
-        for spec in host_handlers:
-            if isinstance(spec, (tuple, list)):
-                if not 2 <= len(spec) <= 4:
-                    raise ValueError(f"handler spec must have 2 to 4 elements: {spec!r}")
-                spec = URLSpec(*spec)
-            specs.append(spec)
-            if spec.name:
-                if spec.name in self.named_handlers:
-                    app_log.warning("Multiple handlers named %s; replacing previous value", spec.name)
-                self.named_handlers[spec.name] = spec
+        """Serve the rules ``host_handlers`` for hosts matching ``host_pattern``
+        (a regex; ``$`` is appended). Host patterns are tried in the order
+        they were added, before the constructor's handlers; a request goes on
+        to the next pattern that matches its host while a pattern's rules
+        have nothing for its path."""
+        matcher = HostMatches(host_pattern)
+        self.default_router.rules.insert(-1, Rule(matcher, _ApplicationRouter(self, host_handlers)))
+        self._routes = None
+        if self.default_host is not None:
+            self.wildcard_router.add_rules([(DefaultHostMatches(self, matcher.host_pattern), host_handlers)])
 
     def add_transform(self, transform_class: type[OutputTransform]) -> None:
         self.transforms.append(transform_class)
@@ -2212,10 +2147,15 @@ class Application(protocol.ServerFactory):
                     self.ui_modules[name] = cls
 
     def reverse_url(self, name: str, *args: Any, **kwargs: Any) -> str:
-        """The path of the handler named ``name`` (``KeyError`` if unknown)."""
-        if name in self.named_handlers:
-            return self.named_handlers[name].reverse(*args, **kwargs)
-        raise KeyError(f"{name} not found in named urls")
+        """The path of the rule named ``name`` (here or in a nested router),
+        with ``args`` in its groups; keyword arguments become a sorted query
+        string. ``KeyError`` if no rule has that name."""
+        path = self.default_router.reverse_url(name, *args)
+        if path is None:
+            raise KeyError(f"{name} not found in named urls")
+        if kwargs:
+            path += "?" + urllib.parse.urlencode(sorted(kwargs.items()))
+        return path
 
     def listen(self, port: int, address: str = "", **kwargs: Any) -> Any:
         """``reactor.listenTCP(port, self, interface=address)``; returns the port."""
@@ -2229,57 +2169,117 @@ class Application(protocol.ServerFactory):
 
     # -- serving --------------------------------------------------------------------------
 
-    def _find_handler(self, request: HTTPRequest) -> tuple[type[RequestHandler], dict, list, dict]:
-        """(handler class, init kwargs, path args, path kwargs) for a request."""
-        handlers = self.handlers
-        if len(handlers) == 1 and handlers[0][0].pattern == ".*$":
-            specs = handlers[0][1]  # the common case: no virtual hosts
-        else:
-            specs = self._host_specs(request)
+    def find_handler(self, request: HTTPRequest, **kwargs: Any) -> Any:
+        """The request delegate for ``request`` (``cyclone.routing.Router``):
+        the first matching rule's, else one for ``default_handler_class``,
+        else a 404 (by ``error_handler`` if given)."""
+        routes = self._routes
+        if routes is None:
+            routes = self._plain_routes()
+        if routes is False:
+            delegate = self.default_router.find_handler(request)
+            if delegate is not None:
+                return delegate
+            return self.get_handler_delegate(request, *self._no_route())
         path = request.path
-        if specs is not None:
-            for spec in specs:
-                regex = spec.regex
-                match = regex.match(path)
-                if match is not None:
-                    handler_class = spec._handler_class
-                    if isinstance(handler_class, str):
-                        handler_class = spec.handler_class  # a dotted name, imported once
-                    if not regex.groups:
-                        return handler_class, spec.kwargs, _NO_PATH_ARGS, _NO_PATH_KWARGS
-                    if regex.groupindex:
-                        groups = {
-                            str(k): _unquote_path(v) for k, v in match.groupdict().items() if v is not None
-                        }
-                        return handler_class, spec.kwargs, [], groups
-                    args = [_unquote_path(g) if g is not None else None for g in match.groups()]
-                    return handler_class, spec.kwargs, args, {}
+        for regex, spec in routes:
+            match = regex.match(path)
+            if match is not None:
+                target = spec.target  # a dotted name is imported here, once
+                if not (isinstance(target, type) and issubclass(target, RequestHandler)):
+                    self._routes = None  # it named another kind of target: not plain
+                    return self.find_handler(request)
+                return self.get_handler_delegate(request, target, spec.target_kwargs, *_path_arguments(match))
+        return self.get_handler_delegate(request, *self._no_route())
+
+    def get_handler_delegate(
+        self,
+        request: HTTPRequest,
+        target_class: type[RequestHandler],
+        target_kwargs: dict[str, Any] | None = None,
+        path_args: list | None = None,
+        path_kwargs: dict[str, Any] | None = None,
+    ) -> "_RequestDispatcher":
+        """The request delegate that serves ``request`` with a
+        ``target_class(self, request, **target_kwargs)`` handler, calling
+        its method with ``path_args`` and ``path_kwargs``."""
+        dispatcher = _new_dispatcher(_RequestDispatcher)
+        dispatcher.application = self
+        dispatcher.connection = request.connection
+        dispatcher.request = request
+        dispatcher.handler = None
+        dispatcher.chunks = None
+        dispatcher.stream = False
+        dispatcher.handler_class = target_class
+        dispatcher.handler_kwargs = target_kwargs or _NO_PATH_KWARGS
+        dispatcher.path_args = path_args or _NO_PATH_ARGS
+        dispatcher.path_kwargs = path_kwargs or _NO_PATH_KWARGS
+        if self._request_limits:
+            request.__dict__.update(self._request_limits)
+        return dispatcher
+
+    def _plain_routes(self) -> list[tuple[re.Pattern, Rule]] | bool:
+        """Decide (and keep) whether requests take the fast path: the rules
+        are the constructor's list of path patterns and handler classes (or
+        dotted names), and nothing that routing calls is overridden."""
+        routes: list[tuple[re.Pattern, Rule]] | bool = False
+        cls = type(self)
+        if (
+            cls.find_handler is Application.find_handler
+            and cls.get_handler_delegate is Application.get_handler_delegate
+            and type(self.default_router) is _ApplicationRouter
+            and type(self.wildcard_router) is _ApplicationRouter
+            and len(self.default_router.rules) == 1
+            and self.default_router.rules[0] is self._wildcard_rule
+            and self._wildcard_rule.target is self.wildcard_router
+            and type(self._wildcard_rule.matcher) is AnyMatches
+        ):
+            routes = []
+            for rule in self.wildcard_router.rules:
+                target = rule._target
+                if type(rule.matcher) is not PathMatches or not (
+                    isinstance(target, str) or (isinstance(target, type) and issubclass(target, RequestHandler))
+                ):
+                    routes = False
+                    break
+                routes.append((rule.matcher.regex, rule))
+        self._routes = routes
+        return routes
+
+    def _no_route(self) -> tuple[type[RequestHandler], dict[str, Any]]:
+        """The handler, and its arguments, of a request no rule serves."""
         settings = self.settings
         if settings.get("default_handler_class"):
-            return settings["default_handler_class"], settings.get("default_handler_args", {}), [], {}
+            return settings["default_handler_class"], settings.get("default_handler_args", {})
         if self.error_handler is not None:
-            return self.error_handler, {"status_code": 404}, [], {}
-        return ErrorHandler, {"status_code": 404}, [], {}
+            return self.error_handler, {"status_code": 404}
+        return ErrorHandler, {"status_code": 404}
 
-    def _host_specs(self, request: HTTPRequest) -> list[URLSpec] | None:
-        handlers = self.handlers
-        if len(handlers) == 1 and handlers[0][0].pattern == ".*$":
-            return handlers[0][1]  # the common case: no virtual hosts
-        host = request.host_name
-        for pattern, specs in self.handlers:
-            if pattern.match(host):
-                return specs
-        # no host matched: requests not through a proxy use default_host's handlers
-        if self.default_host and "X-Real-Ip" not in request.headers:
-            for pattern, specs in self.handlers:
-                if pattern.match(self.default_host):
-                    return specs
-        return None
-
-    def start_request(self, connection: HTTPConnection, request: HTTPRequest) -> "_RequestDispatcher":
+    def start_request(self, connection: HTTPConnection, request: HTTPRequest) -> Any:
         """The request delegate for ``cyclone.httpserver`` (one per request)."""
-        # _RequestDispatcher(self, connection, request), without the cost of
-        # calling a class with an __init__
+        routes = self._routes
+        if routes is None:
+            routes = self._plain_routes()
+        if routes is False:
+            return self.find_handler(request)
+        # find_handler() and get_handler_delegate(), inline: the common case
+        path = request.path
+        for regex, spec in routes:
+            match = regex.match(path)
+            if match is not None:
+                handler_class = spec._target
+                if handler_class.__class__ is str:
+                    return self.find_handler(request)  # a dotted name: imported there, once
+                kwargs = spec.target_kwargs
+                if not regex.groups:
+                    args, path_kwargs = _NO_PATH_ARGS, _NO_PATH_KWARGS
+                else:
+                    args, path_kwargs = _path_arguments(match)
+                break
+        else:
+            handler_class, kwargs = self._no_route()
+            args, path_kwargs = _NO_PATH_ARGS, _NO_PATH_KWARGS
+        # _RequestDispatcher(...), without the cost of calling a class with an __init__
         dispatcher = _new_dispatcher(_RequestDispatcher)
         dispatcher.application = self
         dispatcher.connection = connection
@@ -2287,20 +2287,28 @@ class Application(protocol.ServerFactory):
         dispatcher.handler = None
         dispatcher.chunks = None
         dispatcher.stream = False
-        dispatcher.handler_class = None
+        dispatcher.handler_class = handler_class
+        dispatcher.handler_kwargs = kwargs
+        dispatcher.path_args = args
+        dispatcher.path_kwargs = path_kwargs
         limits = self._request_limits
         if limits:
             request.__dict__.update(limits)
         return dispatcher
 
-    def __call__(self, request: HTTPRequest) -> RequestHandler:
+    def __call__(self, request: HTTPRequest) -> RequestHandler | None:
         """Serve a request whose body is already read (the original cyclone's
-        interface); returns the handler."""
-        dispatcher = _RequestDispatcher(self, request.connection, request)
-        if self._request_limits:
-            request.__dict__.update(self._request_limits)
-        dispatcher.execute()
-        return dispatcher.handler
+        interface); returns the handler (None if a nested router's target
+        that is not a handler served it)."""
+        delegate = self.find_handler(request)
+        if isinstance(delegate, _RequestDispatcher):
+            delegate.execute()
+            return delegate.handler
+        delegate.headers_received()
+        if request.body:
+            delegate.data_received(request.body)
+        delegate.finish()
+        return None
 
     def log_request(self, handler: RequestHandler) -> None:
         """Log a finished request to ``cyclone.access`` (or call the
@@ -2327,9 +2335,13 @@ class Application(protocol.ServerFactory):
 _MAX_LANGUAGE_RANGES = 100
 
 
-def _unquote_path(value: str) -> bytes:
-    # percent-decoding yields bytes; handlers get them via decode_argument (400 on bad UTF-8)
-    return escape.url_unescape(value, encoding=None, plus=False)
+def _path_arguments(match: re.Match) -> tuple[list, dict]:
+    """The handler method's arguments from a path match: percent-decoded
+    bytes (handlers decode them with decode_argument: 400 on bad UTF-8), by
+    name if the groups are named; None for a group that did not match."""
+    if match.re.groupindex:
+        return [], {str(k): _unquote_path(v) for k, v in match.groupdict().items()}
+    return [_unquote_path(g) for g in match.groups()], {}
 
 
 def _input_error(exc: httputil.HTTPInputError) -> HTTPError:
@@ -2351,30 +2363,40 @@ _NO_PATH_KWARGS: dict = {}
 
 
 class _RequestDispatcher:
-    """The request delegate ``Application.start_request`` returns (which sets
-    the attributes of ``__init__`` itself)."""
+    """The request delegate that serves a request with a handler of an
+    application (``Application.start_request`` and ``get_handler_delegate``
+    set the attributes of ``__init__`` themselves)."""
 
     __slots__ = ("application", "connection", "request", "handler", "chunks", "stream", "handler_class",
                  "handler_kwargs", "path_args", "path_kwargs")
 
-    def __init__(self, application: Application, connection: HTTPConnection, request: HTTPRequest) -> None:
+    def __init__(
+        self,
+        application: Application,
+        connection: HTTPConnection,
+        request: HTTPRequest,
+        handler_class: type[RequestHandler],
+        handler_kwargs: dict[str, Any],
+        path_args: list,
+        path_kwargs: dict[str, Any],
+    ) -> None:
         self.application = application
         self.connection = connection
         self.request = request
         self.handler: RequestHandler | None = None
         self.chunks: list[bytes] | None = None  # the body's pieces; most requests have none
         self.stream = False
-        self.handler_class: type[RequestHandler] | None = None  # set by headers_received()
+        self.handler_class = handler_class
+        self.handler_kwargs = handler_kwargs
+        self.path_args = path_args
+        self.path_kwargs = path_kwargs
 
     def headers_received(self) -> Any:
-        cls, kwargs, args, path_kwargs = self.application._find_handler(self.request)
-        self.handler_class, self.handler_kwargs = cls, kwargs
-        self.path_args, self.path_kwargs = args, path_kwargs
-        if getattr(cls, "_stream_request_body", False):
+        if getattr(self.handler_class, "_stream_request_body", False):
             self.stream = True
             # prepare() runs now; the body waits until it is done
             handler = self._make_handler()
-            return handler._execute(self._transforms(), *args, **path_kwargs)
+            return handler._execute(self._transforms(), *self.path_args, **self.path_kwargs)
         return None
 
     def _transforms(self) -> list:
@@ -2444,10 +2466,6 @@ class _RequestDispatcher:
                 error = _input_error(exc)
                 self.handler_class, self.handler_kwargs = ErrorHandler, {"status_code": 400, "error": error}
                 self.path_args, self.path_kwargs = [], {}
-        if self.handler_class is None:  # Application.__call__: headers_received() was not called
-            cls, kwargs, args, path_kwargs = application._find_handler(request)
-            self.handler_class, self.handler_kwargs = cls, kwargs
-            self.path_args, self.path_kwargs = args, path_kwargs
         handler = self._make_handler()
         if handler._finished:
             return
