@@ -91,7 +91,7 @@ def quote_cookie_value(value: str) -> str:
     if _LEGAL_RE.fullmatch(value):
         return value
     if _VALUE_BAD_RE.search(value):
-        raise CookieError(f"invalid cookie value {value!r}: control character or space")
+        raise CookieError(f"Invalid cookie value {value!r}: control character or space")
     _check_latin1("value", value)
     return '"' + _QUOTE_RE.sub(_escape, value) + '"'
 
@@ -101,12 +101,16 @@ def _check_latin1(what: str, value: str) -> None:
         try:
             value.encode("latin-1")
         except UnicodeEncodeError:
-            raise CookieError(f"cookie {what} {value!r} is not encodable as latin-1") from None
+            raise CookieError(f"Invalid cookie {what} {value!r}: not encodable as latin-1") from None
+
+
+# The messages start as Tornado's do ("Invalid cookie attribute domain=..."):
+# Tornado's own tests look for those words.
 
 
 def _check_attribute(key: str, value: str) -> str:
     if _ATTR_BAD_RE.search(value):
-        raise CookieError(f"invalid cookie attribute {key}={value!r}")
+        raise CookieError(f"Invalid cookie attribute {key}={value!r}: control character, space or ';'")
     _check_latin1(key, value)
     return value
 
@@ -114,10 +118,12 @@ def _check_attribute(key: str, value: str) -> str:
 def check_cookie_name(name: str) -> None:
     """Raise ``CookieError`` unless ``name`` can be a cookie's name: a non-empty
     token that is not an attribute name (``Path``, ``expires``, ...)."""
-    if _ATTR_BAD_RE.search(name) or not _LEGAL_RE.fullmatch(name):
-        raise CookieError(f"illegal cookie name {name!r}")
+    if _ATTR_BAD_RE.search(name):
+        raise CookieError(f"Invalid cookie attribute name={name!r}: control character, space or ';'")
+    if not _LEGAL_RE.fullmatch(name):
+        raise CookieError(f"Illegal cookie name {name!r}: not a token")
     if name.lower() in _ATTRIBUTES:
-        raise CookieError(f"cookie name {name!r} is an attribute name")
+        raise CookieError(f"Illegal cookie name {name!r}: the name of an attribute")
 
 
 def format_set_cookie(
@@ -176,7 +182,9 @@ def format_set_cookie(
         for key, extra in kwargs.items():
             lower = key.lower()
             if lower not in _ATTRIBUTES:
-                raise CookieError(f"invalid cookie attribute {key!r}")
+                raise CookieError(f"Invalid attribute {key!r}: not a cookie attribute")
+            if _ATTR_BAD_RE.search(str(extra)):
+                raise CookieError(f"Invalid cookie attribute {key}={extra!r}: control character, space or ';'")
             if lower in _FLAGS or extra is None or extra == "":
                 attrs[lower] = extra
             elif lower in ("expires", "max-age"):
@@ -205,7 +213,7 @@ def format_set_cookie(
             if isinstance(setting, str):
                 # an HTTP date has spaces: only what would end the attribute is refused
                 if _DATE_BAD_RE.search(setting):
-                    raise CookieError(f"invalid cookie attribute expires={setting!r}")
+                    raise CookieError(f"Invalid cookie attribute expires={setting!r}")
                 text = setting
             else:
                 text = httputil.format_timestamp(setting)
@@ -216,7 +224,7 @@ def format_set_cookie(
                 raise TypeError(f"cookie {key} must be str, not {setting!r}")
             text = _check_attribute(key, setting)
         if key == "samesite" and text.lower() not in _SAMESITE:
-            raise CookieError(f"invalid cookie samesite {text!r}: Strict, Lax or None")
+            raise CookieError(f"Invalid cookie attribute samesite={text!r}: Strict, Lax or None")
         if key == "comment":
             text = quote_cookie_value(text)
         parts.append(f"{label}={text}")

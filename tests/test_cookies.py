@@ -154,6 +154,7 @@ MATRIX = {
     "kw-Secure-false": (lambda h: h.set_cookie("c", "v", Secure=False), ["c=v; Path=/"]),
     "kw-version": (lambda h: h.set_cookie("c", "v", version=1), ["c=v; Path=/; Version=1"]),
     "kw-Path": (lambda h: h.set_cookie("c", "v", Path="/kw"), ["c=v; Path=/kw"]),
+    "kw-mixed-case": (lambda h: h.set_cookie("a", "b", HttpOnly=True, pATH="/foo"), ["a=b; HttpOnly; Path=/foo"]),
     "kw-SameSite": (lambda h: h.set_cookie("c", "v", SameSite="Strict"), ["c=v; Path=/; SameSite=Strict"]),
     "kw-overrides-named": (
         lambda h: h.set_cookie("c", "v", Domain="kw.example", domain="arg.example"),
@@ -320,6 +321,27 @@ def test_set_cookie_refuses_what_cannot_be_sent(listen, case):
     assert body.startswith(b"CookieError: "), body
     # refused before it was stored: no half-made cookie goes out
     assert set_cookies is None
+
+
+FORBIDDEN = [chr(c) for c in range(0x21)] + ["\x7f", ";"]
+
+
+@pytest.mark.parametrize("char", FORBIDDEN, ids=[f"{ord(c):#04x}" for c in FORBIDDEN])
+def test_forbidden_character_names_the_attribute(char):
+    # a control character, space, DEL or ";" in a name or attribute: CookieError
+    # whose message names the attribute as Tornado's does (its tests match it)
+    calls = {
+        "name": lambda: format_set_cookie("foo" + char, "bar"),
+        "domain": lambda: format_set_cookie("foo", "bar", domain="example" + char + ".com"),
+        "DoMaIn": lambda: format_set_cookie("foo", "bar", DoMaIn="example" + char + ".com"),
+        "path": lambda: format_set_cookie("foo", "bar", path="/" + char),
+        "samesite": lambda: format_set_cookie("foo", "bar", samesite="a" + char),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for attribute, call in calls.items():
+            with pytest.raises(http.cookies.CookieError, match=f"^Invalid cookie attribute {attribute}="):
+                call()
 
 
 @pytest.mark.parametrize(
