@@ -30,7 +30,7 @@ from typing import Any
 from cyclone import httputil
 from cyclone.escape import to_unicode
 
-__all__ = ["CookieError", "format_set_cookie", "quote_cookie_value"]
+__all__ = ["CookieError", "check_cookie_name", "format_set_cookie", "quote_cookie_value"]
 
 
 class CookieError(_http_cookies.CookieError, ValueError):

@@ -581,3 +581,12 @@ def test_clear_cookie_as_tornado(listen, case):
         assert before - datetime.timedelta(days=365) <= when <= after - datetime.timedelta(days=365)
         masked.append(f"{head}expires=*;{tail}")
     assert masked == CLEARED[case]
+
+
+def test_docstring_examples():
+    import doctest
+
+    import cyclone.cookies
+
+    result = doctest.testmod(cyclone.cookies)
+    assert result.attempted >= 2 and result.failed == 0
