@@ -154,7 +154,8 @@ def format_set_cookie(
     ``partitioned``, ``max-age`` via ``**{...}``) and override the named ones;
     as in Tornado they are matched case-insensitively, with a
     ``DeprecationWarning`` for a name not in lower case (``HttpOnly``). An
-    unknown attribute raises ``CookieError``.
+    unknown attribute raises ``CookieError``. ``stacklevel`` points that
+    warning at the caller (``set_cookie`` passes its own caller's level).
     """
     name = to_unicode(name)
     value = to_unicode(value)
