@@ -54,6 +54,7 @@ from twisted.python import failure
 import cyclone
 from cyclone import escape, httputil, locale, origin, signing, template
 from cyclone.concurrent import ensure_deferred
+from cyclone.cookies import format_set_cookie
 from cyclone.escape import _unicode, json_encode, url_escape, utf8
 from cyclone.httpserver import HTTPConnection, HTTPRequest, StreamClosedError, date_header
 from cyclone.log import access_log, app_log, bridge_to_twisted, gen_log
@@ -112,11 +113,6 @@ _SERVER_HEADER = f"cyclone/{cyclone.__version__}"
 _BODYLESS = frozenset((204, 304))
 _ARG_CONTROL_RE = re.compile(r"[\x00-\x08\x0e-\x1f]")
 _HEADER_VALUE_BAD_RE = re.compile(r"[\x00-\x1f\x7f]")
-_COOKIE_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_COOKIE_VALUE_BAD_RE = re.compile(r'[\x00-\x20\x7f;,\\"]')
-_COOKIE_ATTR_BAD_RE = re.compile(r"[\x00-\x1f\x7f;]")
-_COOKIE_CTL_RE = re.compile(r"[\x00-\x20\x7f]")
-_COOKIE_QUOTE_RE = re.compile(r'[;,"\\\x80-\xff]')
 # reserved and unreserved URL characters, and "%" (already-encoded URLs stay as they are)
 _LOCATION_SAFE = "!#$%&'()*+,/:;=?@[]~"
 _ETAG_LIST_RE = re.compile(r'\*|(?:W/)?"[^"]*"')
@@ -289,12 +285,14 @@ class RequestHandler:
     no_keep_alive = False
     #: skip the XSRF check for this handler (API endpoints used by non-browsers)
     no_xsrf = False
+    #: the XSRF cookie's name when the ``xsrf_cookie_name`` setting is not given
     xsrf_cookie_name = "_xsrf"
 
     _template_loaders: dict[str, template.BaseLoader] = {}
     _template_loader_lock = threading.Lock()
     _stream_request_body = False
     _overrides: _Overrides | None = None  # each handler class gets its own on first use
+    _new_cookies: dict[str, str] | None = None  # set_cookie(): name -> Set-Cookie value
 
     def __init__(self, application: "Application", request: HTTPRequest, **kwargs: Any) -> None:
         cls = type(self)
@@ -536,10 +534,10 @@ class RequestHandler:
 
     def set_cookie(
         self,
-        name: str,
+        name: str | bytes,
         value: str | bytes,
         domain: str | None = None,
-        expires: float | datetime.datetime | None = None,
+        expires: float | tuple | datetime.datetime | None = None,
         path: str = "/",
         expires_days: float | None = None,
         *,
@@ -549,60 +547,51 @@ class RequestHandler:
         samesite: str | None = None,
         **kwargs: Any,
     ) -> None:
-        """Add a ``Set-Cookie`` header; names and attributes are validated
-        (``ValueError`` for anything that would break the header)."""
+        """Send a ``Set-Cookie`` header with this response, formatted as Tornado
+        does (see ``cyclone.cookies``).
+
+        A later ``set_cookie`` of the same name replaces this one, whatever its
+        path or domain; the cookies are added to the headers when they are
+        written, and survive ``clear()`` (an error page carries them).
+        Raises ``cyclone.cookies.CookieError`` (an ``http.cookies.CookieError``
+        and a ``ValueError``) for a name, value or attribute that cannot be sent.
+        """
+        header = format_set_cookie(
+            name, value, domain, expires, path, expires_days,
+            max_age=max_age, httponly=httponly, secure=secure, samesite=samesite,
+            stacklevel=3, **kwargs,
+        )
         name = _unicode(name)
-        value = _unicode(value)
-        if not _COOKIE_NAME_RE.fullmatch(name):
-            raise ValueError(f"invalid cookie name {name!r}")
-        if _COOKIE_CTL_RE.search(value):
-            # controls and spaces cannot be carried even quoted (as Tornado)
-            raise ValueError(f"invalid cookie value {value!r}")
-        parts = [f"{name}={_quote_cookie_value(value)}"]
-        if domain:
-            _check_cookie_attribute("domain", domain)
-            parts.append(f"Domain={domain}")
-        if expires_days is not None and not expires:
-            expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=expires_days)
-        if expires:
-            parts.append(f"Expires={httputil.format_timestamp(expires)}")
-        if path:
-            _check_cookie_attribute("path", path)
-            parts.append(f"Path={path}")
-        max_age = kwargs.pop("max-age", max_age)
-        if max_age is not None:
-            parts.append(f"Max-Age={int(max_age)}")
-        if secure:
-            parts.append("Secure")
-        if httponly:
-            parts.append("HttpOnly")
-        if samesite:
-            if str(samesite).lower() not in ("strict", "lax", "none"):
-                raise ValueError(f"invalid samesite value {samesite!r}")
-            parts.append(f"SameSite={str(samesite).capitalize()}")
-        for key, extra in kwargs.items():
-            _check_cookie_attribute(key, str(extra))
-            if not _COOKIE_NAME_RE.fullmatch(key):
-                raise ValueError(f"invalid cookie attribute {key!r}")
-            parts.append(key if extra is True else f"{key}={extra}")
-        self.add_header("Set-Cookie", "; ".join(parts))
+        new_cookies = self._new_cookies
+        if new_cookies is None:
+            new_cookies = self._new_cookies = {}
+        else:
+            # replaced, and moved last (as Tornado's SimpleCookie does)
+            new_cookies.pop(name, None)
+        new_cookies[name] = header
 
     def clear_cookie(self, name: str, path: str = "/", domain: str | None = None, **kwargs: Any) -> None:
-        """Delete cookie ``name`` (same ``path``/``domain`` as when it was set)."""
-        self.set_cookie(
-            name,
-            "",
-            path=path,
-            domain=domain,
-            expires=datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc),
-            max_age=0,
-            **kwargs,
-        )
+        """Delete cookie ``name``: an empty value that expired a year ago.
+
+        ``path``, ``domain`` (and for some browsers ``secure``/``samesite``)
+        must be those it was set with; ``expires`` and ``max_age`` are refused.
+        """
+        for excluded in ("expires", "max_age"):
+            if excluded in kwargs:
+                raise TypeError(f"clear_cookie() got an unexpected keyword argument {excluded!r}")
+        expires = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=365)
+        self.set_cookie(name, "", path=path, domain=domain, expires=expires, **kwargs)
 
     def clear_all_cookies(self, path: str = "/", domain: str | None = None, **kwargs: Any) -> None:
-        """Delete every cookie the request sent."""
+        """``clear_cookie`` every cookie the request sent, with the same arguments."""
         for name in self.request.cookies:
             self.clear_cookie(name, path=path, domain=domain, **kwargs)
+
+    def _add_new_cookies(self) -> None:
+        # the Set-Cookie headers of set_cookie(), added when the head is written
+        headers = self._headers
+        for header in self._new_cookies.values():
+            headers.add("Set-Cookie", header)
 
     def set_signed_cookie(
         self,
@@ -696,6 +685,8 @@ class RequestHandler:
         chunk = b"".join(self._write_buffer)
         self._write_buffer = []
         if not self._headers_written:
+            if self._new_cookies:
+                self._add_new_cookies()
             status = self._status_code
             headers = self._headers
             for transform in self._transforms or ():
@@ -758,6 +749,8 @@ class RequestHandler:
                 self._clear_representation_headers()
             elif "Content-Length" not in headers_dict:
                 headers_dict["Content-Length"] = [str(len(chunk))]
+            if self._new_cookies:
+                self._add_new_cookies()
             headers = self._headers
             transforms = self._transforms
             if transforms:
@@ -1070,7 +1063,8 @@ class RequestHandler:
     def xsrf_token(self) -> bytes:
         """This request's XSRF token (masked v2 by default); sets the cookie if needed.
 
-        Settings: ``xsrf_cookie_version`` (2), ``xsrf_cookie_kwargs`` (extra
+        Settings: ``xsrf_cookie_name`` (``_xsrf``; e.g. ``__Host-xsrf`` with
+        ``secure``), ``xsrf_cookie_version`` (2), ``xsrf_cookie_kwargs`` (extra
         ``set_cookie`` arguments, e.g. ``{"httponly": True, "samesite": "Strict"}``).
         """
         if not hasattr(self, "_xsrf_token"):
@@ -1081,12 +1075,13 @@ class RequestHandler:
             if version is None:
                 if self.current_user and "expires_days" not in cookie_kwargs:
                     cookie_kwargs["expires_days"] = 30
-                self.set_cookie(self.xsrf_cookie_name, self._xsrf_token, **cookie_kwargs)
+                cookie_name = self.settings.get("xsrf_cookie_name", self.xsrf_cookie_name)
+                self.set_cookie(cookie_name, self._xsrf_token, **cookie_kwargs)
         return self._xsrf_token
 
     def _get_raw_xsrf_token(self) -> tuple[int | None, bytes, float]:
         if not hasattr(self, "_raw_xsrf_token"):
-            cookie = self.get_cookie(self.xsrf_cookie_name)
+            cookie = self.get_cookie(self.settings.get("xsrf_cookie_name", self.xsrf_cookie_name))
             version = token = timestamp = None
             if cookie:
                 version, token, timestamp = signing.decode_xsrf_token(cookie)
@@ -1517,26 +1512,6 @@ def _insert_before(html: bytes, marker: bytes, snippet: bytes) -> bytes:
 
 def _is_absolute_url(path: str) -> bool:
     return path.startswith("/") or path.startswith("http:") or path.startswith("https:")
-
-
-def _quote_cookie_value(value: str) -> str:
-    """Quote a value outside RFC 6265's cookie-octets; ``;`` and ``,`` become
-    octal escapes (browsers split on them even inside quotes)."""
-    if value == "" or not _COOKIE_VALUE_BAD_RE.search(value):
-        return value
-    return '"' + _COOKIE_QUOTE_RE.sub(_cookie_escape, value) + '"'
-
-
-def _cookie_escape(match: re.Match) -> str:
-    char = match.group()
-    if char in '"\\':
-        return "\\" + char
-    return "\\%03o" % ord(char)
-
-
-def _check_cookie_attribute(name: str, value: str) -> None:
-    if _COOKIE_ATTR_BAD_RE.search(value):
-        raise ValueError(f"invalid cookie {name} {value!r}")
 
 
 def create_signed_value(
@@ -2037,7 +2012,7 @@ class Application(ReversibleRouter, protocol.ServerFactory):
     ``compiled_template_cache=False``, ``static_hash_cache=False``),
     ``serve_traceback``, ``compiled_template_cache``, ``static_hash_cache``,
     ``compress_response``/``gzip``, ``cookie_secret``, ``key_version``,
-    ``xsrf_cookies``, ``xsrf_cookie_version``, ``xsrf_cookie_kwargs``,
+    ``xsrf_cookies``, ``xsrf_cookie_name``, ``xsrf_cookie_version``, ``xsrf_cookie_kwargs``,
     ``login_url``, ``template_path``, ``template_loader``, ``autoescape``,
     ``template_whitespace``, ``static_path``, ``static_url_prefix`` ("/static/"),
     ``static_handler_class``, ``static_handler_args``, ``ui_modules``,
