@@ -19,6 +19,7 @@ Deliberate differences from Tornado, all in the direction of RFC 9110/9112:
 from __future__ import annotations
 
 import calendar
+import codecs
 import dataclasses
 import datetime
 import http.cookies
@@ -668,17 +669,26 @@ def _unescape_quoted(text: str) -> str:
 def _decode_ext_value(value: str) -> str:
     """Decode an RFC 8187 ext-value (``UTF-8'en'%e2%82%ac``).
 
-    Without a ``charset'lang'`` prefix, or with an unknown charset, the
-    percent-escapes are decoded as US-ASCII; undecodable bytes become U+FFFD.
+    Without a ``charset'lang'`` prefix, or with a charset other than UTF-8,
+    ISO-8859-1 or US-ASCII, the percent-escapes are decoded as US-ASCII;
+    undecodable bytes become U+FFFD.
     """
-    charset: str | None = None
+    charset = "us-ascii"
     text = value
     if value.count("'") >= 2:
-        charset, _lang, text = value.split("'", 2)
-    try:
-        return _unquote_text(text, charset or "us-ascii", "replace")
-    except LookupError:
-        return _unquote_text(text, "us-ascii", "replace")
+        named, _lang, text = value.split("'", 2)
+        try:
+            if codecs.lookup(named).name in _EXT_VALUE_CHARSETS:
+                charset = named
+        except LookupError:
+            pass
+    return _unquote_text(text, charset, "replace")
+
+
+# RFC 8187 §3.2.1: recipients must support UTF-8 and ISO-8859-1; any other
+# codec name (idna, punycode, rot13...) is read as US-ASCII, because Python's
+# codecs include some that fail with errors="replace" or take quadratic time
+_EXT_VALUE_CHARSETS = frozenset(("utf-8", "iso8859-1", "ascii"))
 
 
 def _parse_header(line: str) -> tuple[str, dict[str, str]]:

@@ -127,7 +127,7 @@ class UrlencodedParser:
         """Parse the next piece of the data."""
         if self._failed is not None:
             raise self._failed
-        if self.max_fields is not None:
+        if self.max_fields is not None and data:  # no data is no field
             self._separators += data.count(b"&")
             if self._separators + 1 > self.max_fields:
                 self._fail(f"more than {self.max_fields} fields")
@@ -231,7 +231,7 @@ def parse_urlencoded(
     strict_parsing: bool = False,
 ) -> dict[str, list[bytes]]:
     """Parse all of ``data`` at once (see :class:`UrlencodedParser`)."""
-    if max_fields is not None and data.count(b"&") + 1 > max_fields:
+    if max_fields is not None and data and data.count(b"&") + 1 > max_fields:
         # refused before anything is decoded
         raise UrlencodedError(f"more than {max_fields} fields")
     parser = UrlencodedParser(keep_blank_values=keep_blank_values, strict_parsing=strict_parsing)
