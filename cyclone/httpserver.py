@@ -474,6 +474,19 @@ class _TurnSender(_AtTurnEnd):
         super().__init__()
         self._polled = False
         self._last_size = 0
+        self._shutdown_reactor: Any = None
+
+    def add(self, connection: HTTPConnection) -> None:
+        queued = self._queued
+        queued.append(connection)
+        if len(queued) == 1:
+            reactor = _reactor()
+            reactor.callLater(0, self.run)
+            if self._shutdown_reactor is not reactor:
+                # what was written before reactor.stop() (e.g. by the handler
+                # that stops it) is sent before the shutdown closes connections
+                self._shutdown_reactor = reactor
+                reactor.addSystemEventTrigger("before", "shutdown", self._send_queued)
 
     def run(self) -> None:
         if not self._polled:
@@ -1445,6 +1458,9 @@ class HTTPServer(protocol.ServerFactory):
         **settings: Any,
     ) -> None:
         self.request_callback = request_callback
+        connection_class = getattr(request_callback, "protocol", None)
+        if isinstance(connection_class, type) and issubclass(connection_class, HTTPConnection):
+            self.protocol = connection_class  # an Application subclass's own connection class
         merged = {}
         app_settings = getattr(request_callback, "settings", None)
         if isinstance(app_settings, dict):

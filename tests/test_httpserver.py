@@ -1709,3 +1709,18 @@ def test_write_on_a_closed_connection_fails_its_deferred(app):
     finally:
         sock.close()
         yield server.stop()
+
+
+def test_server_uses_the_connection_class_of_the_application():
+    from cyclone import web
+    from cyclone.httpserver import HTTPConnection
+
+    class MyConnection(HTTPConnection):
+        pass
+
+    class MyApplication(web.Application):
+        protocol = MyConnection
+
+    assert HTTPServer(MyApplication([])).protocol is MyConnection
+    assert HTTPServer(web.Application([])).protocol is HTTPConnection
+    assert HTTPServer(Info()).protocol is HTTPConnection
