@@ -56,31 +56,58 @@ Settings (read from ``factory.settings`` when the first connection is made):
     answer 408 and close when a request head takes longer than this to arrive.
 ``body_timeout`` (300 s)
     answer 408 and close when a request body takes longer than this to arrive.
+``protocol`` (None)
+    the scheme of the requests (``request.protocol``), e.g. ``"https"`` behind
+    a proxy that terminates TLS; None: ``"https"`` on TLS, else ``"http"``.
+``chunk_size`` (65536)
+    the largest piece of a body given to ``data_received`` at once.
 ``decompress_request`` (False)
     decode request bodies sent with ``Content-Encoding: gzip``: the handler
     gets the decoded body, the header is renamed ``X-Consumed-Content-Encoding``
     (as Tornado does), and ``max_body_size`` applies to the decoded size too
     (413). A body that is not valid gzip, or ends mid-stream, gets 400.
 
-A timeout of ``None`` or ``0`` disables it.
+A timeout of ``None`` or ``0`` disables it; but in ``HTTPServer``'s own
+keyword arguments None means the default, as in Tornado.
+
+Tornado's lower-level interface is served too: ``HTTPServer(delegate)`` with a
+``cyclone.httputil.HTTPServerConnectionDelegate`` calls
+``delegate.start_request(connection, connection)`` and gives the returned
+``HTTPMessageDelegate`` ``headers_received(start_line, headers)``,
+``data_received``, ``finish`` and ``on_connection_close``; responses are written
+with ``connection.write_headers(start_line, headers, chunk)``,
+``connection.write(chunk)`` (both return Deferreds) and ``connection.finish()``.
+One ``HTTPConnection`` is both of Tornado's server and request connections.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import socket
 import time
 import zlib
 from typing import Any, Callable, Iterable
 
 from twisted.internet import defer, protocol, tcp
-from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer, ISSLTransport
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IOpenSSLServerConnectionCreator,
+    IPushProducer,
+    ISSLTransport,
+)
 from twisted.python import failure
 from zope.interface import implementer
 
 from cyclone import http1
-from cyclone.httputil import HTTPHeaders, HTTPInputError, HTTPServerRequest, _built_on_first_use
+from cyclone.httputil import (
+    HTTPHeaders,
+    HTTPInputError,
+    HTTPServerRequest,
+    RequestStartLine,
+    _built_on_first_use,
+)
 
 #: the request class (Tornado's name is ``cyclone.httputil.HTTPServerRequest``)
 HTTPRequest = HTTPServerRequest
@@ -106,6 +133,8 @@ def date_header() -> str:
 
 # Pipelined bytes held while a request is in flight before reading pauses.
 _MAX_PIPELINE_BUFFER = 65536
+#: the largest body piece given to a delegate at once (the chunk_size setting)
+_DEFAULT_CHUNK_SIZE = 65536
 
 
 class StreamClosedError(IOError):
@@ -127,6 +156,9 @@ class ServerConfig:
         "sweeper",
         "start_request",
         "decompress_request",
+        "scheme",
+        "chunk_size",
+        "lost_callback",
     )
 
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
@@ -148,6 +180,15 @@ class ServerConfig:
         self.trusted_downstream = frozenset(settings.get("trusted_downstream") or ())
         self.no_keep_alive = bool(settings.get("no_keep_alive", False))
         self.decompress_request = bool(settings.get("decompress_request", False))
+        scheme = settings.get("protocol")
+        if scheme is not None and not isinstance(scheme, str):
+            raise TypeError(f"protocol must be a scheme such as 'https', not {scheme!r}")
+        self.scheme: str | None = scheme or None
+        self.chunk_size = int(settings.get("chunk_size") or _DEFAULT_CHUNK_SIZE)
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be positive: {self.chunk_size}")
+        #: called with each connection once it is closed (set by _config_for)
+        self.lost_callback: Callable | None = None
         self.idle_timeout = settings.get("idle_connection_timeout", 75.0) or None
         self.header_timeout = settings.get("header_timeout", 30.0) or None
         self.body_timeout = settings.get("body_timeout", 300.0) or None
@@ -225,6 +266,7 @@ def _config_for(factory: Any) -> ServerConfig:
         config = ServerConfig(getattr(factory, "settings", None))
         # the factory's own answers, taken once like its settings
         config.start_request = getattr(factory, "start_request", None)
+        config.lost_callback = getattr(factory, "_connection_lost", None)
         config.sweeper = _DeadlineSweeper(getattr(factory, "clock", None) or _reactor())
         try:
             factory._cyclone_server_config = config
@@ -268,7 +310,7 @@ class _BufferingDelegate:
 
 class _GzipBodyDecoder:
     """Wraps a request delegate for ``decompress_request``: the delegate gets
-    the gzip-decoded body (in pieces of at most ``_DECODED_PIECE`` bytes), and
+    the gzip-decoded body (in pieces of at most ``chunk_size`` bytes), and
     the decoded size is held to the request's body size limit, since a few
     KiB of gzip can decode to gigabytes."""
 
@@ -310,9 +352,10 @@ class _GzipBodyDecoder:
         limit = connection._parser.max_body_size
         pieces = []
         decoder = self._decoder
+        piece_size = connection._chunk_size
         try:
             while True:
-                piece = decoder.decompress(data, _DECODED_PIECE)
+                piece = decoder.decompress(data, piece_size)
                 if piece:
                     self._decoded += len(piece)
                     if self._decoded > limit:
@@ -327,7 +370,7 @@ class _GzipBodyDecoder:
                     decoder = self._decoder = _gzip_decoder()
                     continue
                 data = decoder.unconsumed_tail
-                if not data and len(piece) < _DECODED_PIECE:
+                if not data and len(piece) < piece_size:
                     break  # all input used and no output left pending
         except zlib.error as exc:
             connection.reject(400, f"invalid gzip request body: {exc}")
@@ -348,10 +391,6 @@ class _GzipBodyDecoder:
 
 def _gzip_decoder() -> Any:
     return zlib.decompressobj(16 + zlib.MAX_WBITS)  # a gzip header and trailer
-
-
-#: decoded request body pieces are at most this big
-_DECODED_PIECE = 65536
 
 
 #: pending output above this many bytes is sent at once, not at the turn's end
@@ -435,6 +474,19 @@ class _TurnSender(_AtTurnEnd):
         super().__init__()
         self._polled = False
         self._last_size = 0
+        self._shutdown_reactor: Any = None
+
+    def add(self, connection: HTTPConnection) -> None:
+        queued = self._queued
+        queued.append(connection)
+        if len(queued) == 1:
+            reactor = _reactor()
+            reactor.callLater(0, self.run)
+            if self._shutdown_reactor is not reactor:
+                # what was written before reactor.stop() (e.g. by the handler
+                # that stops it) is sent before the shutdown closes connections
+                self._shutdown_reactor = reactor
+                reactor.addSystemEventTrigger("before", "shutdown", self._send_queued)
 
     def run(self) -> None:
         if not self._polled:
@@ -544,7 +596,9 @@ class HTTPConnection(protocol.Protocol):
 
     # The state of a fresh connection, read from the class until changed
     # (connectionMade sets those read on every request).
-    _ssl = False
+    _scheme = "http"
+    _chunk_size = _DEFAULT_CHUNK_SIZE
+    _close_callback: Callable[[], Any] | None = None
     _head: http1.RequestHead | None = None
     _delegate: Any = None
     _writer: http1.ResponseWriter | None = None
@@ -580,7 +634,11 @@ class HTTPConnection(protocol.Protocol):
         transport = self.transport
         self._socket = transport.socket if _can_send_directly(transport) else None
         self._pending = None
-        self._ssl = ISSLTransport.providedBy(transport)
+        scheme = config.scheme or ("https" if ISSLTransport.providedBy(transport) else "http")
+        if scheme != "http":
+            self._scheme = scheme
+        if config.chunk_size != _DEFAULT_CHUNK_SIZE:
+            self._chunk_size = config.chunk_size
         # read on every request: instance attributes are the fastest to read
         self._blocked = self._closed = self._reading_paused = self._continue_sent = False
         self._upgraded = None
@@ -688,7 +746,7 @@ class HTTPConnection(protocol.Protocol):
             self._continue_sent = False
         headers = HTTPHeaders._from_pairs(head.headers)  # validated by the parser
         remote_ip = None  # the request reads the connection's when asked
-        scheme = "https" if self._ssl else "http"
+        scheme = self._scheme
         if self.xheaders:
             remote_ip, scheme = self._apply_xheaders(headers, self.remote_ip, scheme)
         gzipped = self._decompress and self._consume_gzip_encoding(head, headers)
@@ -727,9 +785,29 @@ class HTTPConnection(protocol.Protocol):
 
     def _on_data(self, chunk: bytes) -> None:
         try:
-            self._wait_for(self._delegate.data_received(chunk))
+            if len(chunk) > self._chunk_size:
+                self._wait_for(self._deliver_pieces(self._delegate, chunk, 0))
+            else:
+                self._wait_for(self._delegate.data_received(chunk))
         except Exception:
             self._application_error()
+
+    def _deliver_pieces(self, delegate: Any, chunk: bytes, start: int) -> Any:
+        """Give ``chunk[start:]`` to ``delegate`` in pieces of ``chunk_size``,
+        waiting on any Deferred it returns; a Deferred if one had to wait."""
+        size = self._chunk_size
+        end = len(chunk)
+        while start < end:
+            if self._closed or self._delegate is not delegate:
+                return None  # the request was rejected or the client went away
+            piece = chunk[start : start + size]
+            start += size
+            result = delegate.data_received(piece)
+            if isinstance(result, defer.Deferred) and not result.called and start < end:
+                return result.addCallback(lambda _, at=start: self._deliver_pieces(delegate, chunk, at))
+            if start >= end:
+                return result
+        return None
 
     def _on_end_of_message(self) -> None:
         self._message_complete = True
@@ -918,8 +996,14 @@ class HTTPConnection(protocol.Protocol):
         if finish:
             self._end_response()
 
-    def write(self, chunk: bytes) -> None:
-        """Send a piece of the body; use ``when_drained()`` to wait for the peer."""
+    def write(self, chunk: bytes) -> defer.Deferred:
+        """Send a piece of the body; the Deferred is ``when_drained()``'s (it
+        fails with ``StreamClosedError`` if the connection is closed)."""
+        self._write(chunk)
+        return self.when_drained()
+
+    def _write(self, chunk: bytes) -> None:
+        """``write()`` without the Deferred (a closed connection ignores it)."""
         if self._closed or not chunk:
             return
         writer = self._writer
@@ -928,6 +1012,35 @@ class HTTPConnection(protocol.Protocol):
         data = writer.body(chunk)
         if data:
             self._send(data)
+
+    def write_headers(self, start_line: Any, headers: Any, chunk: bytes | None = None) -> defer.Deferred:
+        """Tornado's ``write_headers``: ``start_line`` is a
+        ``httputil.ResponseStartLine`` (its version is ignored: the framing
+        follows the request), ``headers`` a ``HTTPHeaders`` (or a mapping),
+        ``chunk`` the first piece of the body. A Deferred as ``write()``'s."""
+        if hasattr(headers, "get_all"):
+            pairs = list(headers.get_all())
+        else:
+            pairs = list(headers.items())
+        self.write_head(start_line.code, pairs, start_line.reason or None, body=chunk or b"")
+        return self.when_drained()
+
+    def set_close_callback(self, callback: Callable[[], Any] | None) -> None:
+        """Call ``callback()`` when the connection closes (None: no longer)."""
+        self._close_callback = callback
+
+    @property
+    def stream(self) -> Any:
+        """The Twisted transport (Tornado's ``stream`` is an ``IOStream``):
+        ``write``, ``loseConnection``, ``getPeer``, ``getHost``."""
+        return self.transport
+
+    @property
+    def context(self) -> Any:
+        """What a request made by a Tornado-style delegate reads its
+        ``remote_ip`` and ``protocol`` from (``X-Real-Ip``/``X-Scheme``
+        applied when ``xheaders`` is on): the current request."""
+        return self._request
 
     def finish(self, trailers: Iterable[tuple[str, str]] | None = None) -> None:
         """End the response; the next pipelined request is handled after this."""
@@ -1136,6 +1249,22 @@ class HTTPConnection(protocol.Protocol):
                 half_closeable.writeConnectionLost()
 
     def connectionLost(self, reason: failure.Failure = protocol.connectionDone) -> None:
+        try:
+            self._lost(reason)
+        finally:
+            # after the request was told: Tornado's order
+            if self._close_callback is not None:
+                callback = self._close_callback
+                self._close_callback = None
+                try:
+                    callback()
+                except Exception:
+                    app_log.error("Exception in close callback %r", callback, exc_info=True)
+            lost = self._config.lost_callback
+            if lost is not None:
+                lost(self)
+
+    def _lost(self, reason: failure.Failure) -> None:
         upgraded = self._upgraded
         if upgraded is not None:
             self._upgraded = None
@@ -1155,22 +1284,366 @@ class HTTPConnection(protocol.Protocol):
                 d.errback(StreamClosedError("connection closed"))
 
 
-class HTTPServer(protocol.ServerFactory):
-    """A factory serving ``request_callback``: a callable taking an
-    ``HTTPRequest`` (called once the body is read), or an object with
-    ``start_request(connection, request)`` returning a request delegate.
+class _MessageDelegateAdapter:
+    """Serves a Tornado-style ``HTTPMessageDelegate`` through the connection's
+    own delegate interface (whose ``headers_received`` takes no arguments)."""
 
-    Keyword arguments are the settings documented in this module.
+    __slots__ = ("request", "delegate")
+
+    def __init__(self, request: HTTPRequest, delegate: Any) -> None:
+        self.request = request
+        self.delegate = delegate
+
+    def headers_received(self) -> Any:
+        request = self.request
+        start_line = RequestStartLine(request.method, request.uri, request.version)
+        return _as_deferred(self.delegate.headers_received(start_line, request.headers))
+
+    def data_received(self, chunk: bytes) -> Any:
+        return _as_deferred(self.delegate.data_received(chunk))
+
+    def finish(self) -> None:
+        self.delegate.finish()
+
+    def on_connection_close(self) -> None:
+        self.delegate.on_connection_close()
+
+
+def _as_deferred(result: Any) -> Any:
+    """None or a Deferred for what a Tornado-style delegate returned."""
+    if result is None or isinstance(result, defer.Deferred):
+        return result
+    from cyclone.concurrent import ensure_deferred
+
+    return ensure_deferred(result)
+
+
+class _MissingCertfile(ValueError, KeyError):
+    """``ssl_options`` without ``certfile``: a ``ValueError``, and the
+    ``KeyError`` Tornado raises."""
+
+    __str__ = BaseException.__str__
+
+
+#: the keys of a Tornado ``ssl_options`` dict
+_SSL_OPTION_KEYS = frozenset(("ssl_version", "certfile", "keyfile", "cert_reqs", "ca_certs", "ciphers"))
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class _TLSOptions:
+    """A pyOpenSSL server context made from a Tornado ``ssl_options`` dict,
+    for Twisted's TLS (an ``IOpenSSLServerConnectionCreator``).
+
+    The files are read, and the key checked against the certificate, when it
+    is made: a bad option is a ``ValueError`` at once, not at the first
+    connection. It negotiates TLS 1.2 or later, without compression.
+    """
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        import ssl as stdlib_ssl
+
+        from OpenSSL import SSL
+
+        unknown = set(options) - _SSL_OPTION_KEYS
+        if unknown:
+            raise ValueError(
+                f"unknown ssl_options keys {sorted(unknown)}; known: {sorted(_SSL_OPTION_KEYS)}"
+            )
+        if "certfile" not in options:
+            raise _MissingCertfile('missing key "certfile" in ssl_options')
+        for key in ("certfile", "keyfile", "ca_certs"):
+            path = options.get(key)
+            if path is not None and not os.path.exists(path):
+                raise ValueError(f'{key} "{path}" does not exist')
+        version = options.get("ssl_version")
+        if version not in (None, stdlib_ssl.PROTOCOL_TLS_SERVER, stdlib_ssl.PROTOCOL_TLS):
+            raise ValueError(
+                f"ssl_version {version!r} is not supported: TLS 1.2 or later is negotiated"
+            )
+        context = SSL.Context(SSL.TLS_SERVER_METHOD)
+        context.set_min_proto_version(SSL.TLS1_2_VERSION)
+        context.set_options(SSL.OP_NO_COMPRESSION)
+        context.set_session_id(b"cyclone")  # needed once clients are verified
+        certfile = options["certfile"]
+        try:
+            context.use_certificate_chain_file(certfile)
+            context.use_privatekey_file(options.get("keyfile") or certfile)
+            context.check_privatekey()
+            if options.get("ca_certs"):
+                context.load_verify_locations(options["ca_certs"])
+            if options.get("ciphers"):
+                context.set_cipher_list(options["ciphers"].encode("ascii"))
+        except SSL.Error as exc:
+            raise ValueError(f"ssl_options: {exc}") from None
+        cert_reqs = options.get("cert_reqs", stdlib_ssl.CERT_NONE)
+        if cert_reqs == stdlib_ssl.CERT_REQUIRED:
+            context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, _verified)
+        elif cert_reqs == stdlib_ssl.CERT_OPTIONAL:
+            context.set_verify(SSL.VERIFY_PEER, _verified)
+        elif cert_reqs != stdlib_ssl.CERT_NONE:
+            raise ValueError(f"cert_reqs must be an ssl.CERT_* value, not {cert_reqs!r}")
+        self._context = context
+
+    def getContext(self) -> Any:
+        return self._context
+
+    def serverConnectionForTLS(self, tls_protocol: Any) -> Any:
+        from OpenSSL import SSL
+
+        return SSL.Connection(self._context, None)
+
+
+def _verified(connection: Any, certificate: Any, errno: int, depth: int, ok: int) -> bool:
+    return bool(ok)  # OpenSSL's own verdict against ca_certs
+
+
+def _tls_context_factory(ssl_options: Any) -> Any:
+    """Twisted's TLS context factory for ``ssl_options``; None for plain HTTP."""
+    if ssl_options is None:
+        return None
+    if isinstance(ssl_options, dict):
+        return _TLSOptions(ssl_options)
+    import ssl as stdlib_ssl
+
+    if isinstance(ssl_options, stdlib_ssl.SSLContext):
+        raise TypeError(
+            "ssl_options: an ssl.SSLContext cannot be used, as Twisted's TLS is pyOpenSSL's; give "
+            "a dict (certfile, keyfile, ca_certs, cert_reqs, ciphers) or a Twisted context "
+            "factory such as twisted.internet.ssl.CertificateOptions"
+        )
+    if IOpenSSLServerConnectionCreator.providedBy(ssl_options) or hasattr(ssl_options, "getContext"):
+        return ssl_options
+    raise TypeError(f"ssl_options must be a dict or a Twisted context factory, not {ssl_options!r}")
+
+
+class HTTPServer(protocol.ServerFactory):
+    """Tornado's ``HTTPServer``; also a Twisted ``ServerFactory``
+    (``reactor.listenTCP(port, server)``).
+
+    ``request_callback`` is a ``cyclone.web.Application`` (or an object with
+    cyclone's ``start_request(connection, request)``), a Tornado-style
+    ``httputil.HTTPServerConnectionDelegate``, or a callable taking the
+    ``HTTPRequest`` once its body is read (it answers through
+    ``request.connection``).
+
+    The keyword arguments are Tornado's (None: the default) and the other
+    settings documented in this module; an application's own settings are
+    the defaults (so ``Application(xheaders=True)`` is honoured).
+    ``ssl_options`` is a dict as Tornado's (``certfile``, ``keyfile``,
+    ``ca_certs``, ``cert_reqs``, ``ciphers``, ``ssl_version``) or a Twisted
+    context factory; a bad one is an error here, not when serving.
+    ``max_buffer_size`` is the default of ``max_body_size``, as in Tornado.
+
+    ``listen``, ``bind``/``start``, ``add_socket(s)`` serve; ``stop()`` stops
+    listening; ``close_all_connections()`` closes the connections.
     """
 
     protocol = HTTPConnection
 
-    def __init__(self, request_callback: Any, **settings: Any) -> None:
+    def __init__(
+        self,
+        request_callback: Any,
+        no_keep_alive: bool | None = None,
+        xheaders: bool | None = None,
+        ssl_options: Any = None,
+        protocol: str | None = None,
+        decompress_request: bool | None = None,
+        chunk_size: int | None = None,
+        max_header_size: int | None = None,
+        idle_connection_timeout: float | None = None,
+        body_timeout: float | None = None,
+        max_body_size: int | None = None,
+        max_buffer_size: int | None = None,
+        trusted_downstream: list[str] | None = None,
+        **settings: Any,
+    ) -> None:
         self.request_callback = request_callback
-        self.settings = settings
-        if hasattr(request_callback, "start_request"):
+        connection_class = getattr(request_callback, "protocol", None)
+        if isinstance(connection_class, type) and issubclass(connection_class, HTTPConnection):
+            self.protocol = connection_class  # an Application subclass's own connection class
+        merged = {}
+        app_settings = getattr(request_callback, "settings", None)
+        if isinstance(app_settings, dict):
+            merged.update(app_settings)
+        tornado_style = {
+            "no_keep_alive": no_keep_alive,
+            "xheaders": xheaders,
+            "protocol": protocol,
+            "decompress_request": decompress_request,
+            "chunk_size": chunk_size,
+            "max_header_size": max_header_size,
+            "idle_connection_timeout": idle_connection_timeout,
+            "body_timeout": body_timeout,
+            "max_body_size": max_body_size if max_body_size is not None else max_buffer_size,
+            "trusted_downstream": trusted_downstream,
+        }
+        merged.update((k, v) for k, v in tornado_style.items() if v is not None)
+        merged.update(settings)  # cyclone's own settings, as given (None disables a timeout)
+        self.settings = merged
+        ServerConfig(merged)  # a bad setting is an error now
+        self.ssl_options = ssl_options
+        self._tls = _tls_context_factory(ssl_options)
+        self._ports: list[Any] = []
+        self._pending_sockets: list[socket.socket] = []
+        self._connections: set[HTTPConnection] = set()
+        self._all_closed: list[defer.Deferred] = []
+        self._tornado_delegate = None
+        if _is_tornado_style_delegate(request_callback):
+            self._tornado_delegate = request_callback
+            self.start_request = self._start_tornado_request
+        elif hasattr(request_callback, "start_request"):
             self.start_request = request_callback.start_request
 
     def __call__(self, request: HTTPRequest) -> Any:
         return self.request_callback(request)
 
+    def _start_tornado_request(self, connection: HTTPConnection, request: HTTPRequest) -> Any:
+        delegate = self._tornado_delegate.start_request(connection, connection)
+        return _MessageDelegateAdapter(request, delegate)
+
+    # -- the Twisted factory -------------------------------------------------------------
+
+    def startFactory(self) -> None:
+        start = getattr(self.request_callback, "startFactory", None)
+        if start is not None:  # an Application's (it bridges the logs)
+            start()
+
+    def buildProtocol(self, addr: Any) -> Any:
+        connection = protocol.ServerFactory.buildProtocol(self, addr)
+        self._connections.add(connection)
+        return connection
+
+    def _connection_lost(self, connection: HTTPConnection) -> None:
+        """Called by each connection once closed (see ``ServerConfig.lost_callback``)."""
+        self._connections.discard(connection)
+        if self._tornado_delegate is not None:
+            try:
+                self._tornado_delegate.on_close(connection)
+            except Exception:
+                app_log.error("Exception in on_close of %r", self._tornado_delegate, exc_info=True)
+        if not self._connections and self._all_closed:
+            waiters, self._all_closed = self._all_closed, []
+            for d in waiters:
+                d.callback(None)
+
+    # -- listening -------------------------------------------------------------------------
+
+    def listen(
+        self,
+        port: int,
+        address: str | None = None,
+        family: socket.AddressFamily = socket.AF_UNSPEC,
+        backlog: int = 128,
+        flags: int | None = None,
+        reuse_port: bool = False,
+    ) -> None:
+        """Serve on ``port`` of ``address`` (None or "": every interface, IPv4
+        and IPv6); the arguments are ``cyclone.netutil.bind_sockets``'."""
+        from cyclone.netutil import bind_sockets
+
+        self.add_sockets(bind_sockets(port, address, family, backlog, flags, reuse_port))
+
+    def bind(
+        self,
+        port: int,
+        address: str | None = None,
+        family: socket.AddressFamily = socket.AF_UNSPEC,
+        backlog: int = 128,
+        flags: int | None = None,
+        reuse_port: bool = False,
+    ) -> None:
+        """Bind the sockets now; ``start()`` serves them."""
+        from cyclone.netutil import bind_sockets
+
+        self._pending_sockets.extend(bind_sockets(port, address, family, backlog, flags, reuse_port))
+
+    def start(self, num_processes: int | None = 1, max_restarts: int | None = None) -> None:
+        """Serve the sockets of ``bind()`` in this process.
+
+        Only ``num_processes=1``: forking a process that has a reactor is not
+        supported (``NotImplementedError``). For several processes, start each
+        with ``bind(port, reuse_port=True)`` (or share sockets from
+        ``netutil.bind_sockets`` made before they start) and ``start()``.
+        """
+        if num_processes != 1:
+            raise NotImplementedError(
+                f"start(num_processes={num_processes!r}): cyclone serves in one process; run one "
+                "process per CPU, each with bind(port, reuse_port=True) and start()"
+            )
+        sockets, self._pending_sockets = self._pending_sockets, []
+        self.add_sockets(sockets)
+
+    def add_sockets(self, sockets: Iterable[socket.socket]) -> None:
+        """Serve on listening sockets (e.g. from ``netutil.bind_sockets``)."""
+        for sock in sockets:
+            self.add_socket(sock)
+
+    def add_socket(self, sock: socket.socket) -> None:
+        """Serve on a listening socket (TCP or UNIX). The reactor serves a
+        copy of it (``adoptStreamPort``): ``sock`` itself is closed."""
+        from cyclone.ioloop import ensure_reactor
+
+        reactor = ensure_reactor()
+        factory: Any = self
+        if self._tls is not None:
+            from twisted.protocols.tls import TLSMemoryBIOFactory
+
+            factory = TLSMemoryBIOFactory(self._tls, False, self)
+        try:
+            port = reactor.adoptStreamPort(sock.fileno(), sock.family, factory)
+        finally:
+            sock.close()
+        self._ports.append(port)
+
+    @property
+    def ports(self) -> list[Any]:
+        """The Twisted ports (``IListeningPort``) served."""
+        return list(self._ports)
+
+    def getHost(self) -> Any:
+        """The address of the first port served (as ``IListeningPort.getHost``,
+        for code written when ``Application.listen`` returned the port)."""
+        if not self._ports:
+            raise RuntimeError("the server is not listening")
+        return self._ports[0].getHost()
+
+    def stop(self) -> defer.Deferred:
+        """Stop listening; open connections stay (``close_all_connections()``).
+
+        A Deferred fired once every port is closed.
+        """
+        ports, self._ports = self._ports, []
+        for sock in self._pending_sockets:
+            sock.close()
+        self._pending_sockets = []
+        return defer.gatherResults(
+            [defer.maybeDeferred(port.stopListening) for port in ports], consumeErrors=True
+        ).addCallback(lambda _: None)
+
+    stopListening = stop
+
+    def close_all_connections(self) -> defer.Deferred:
+        """Close every open connection (responses under way are cut); a
+        Deferred fired once all are closed."""
+        d: defer.Deferred = defer.Deferred()
+        if not self._connections:
+            d.callback(None)
+            return d
+        self._all_closed.append(d)
+        for connection in list(self._connections):
+            transport = connection.transport
+            if transport is not None:
+                transport.abortConnection()
+        return d
+
+
+def _is_tornado_style_delegate(callback: Any) -> bool:
+    """A ``httputil.HTTPServerConnectionDelegate`` whose ``start_request``
+    takes Tornado's (server_conn, request_conn), not a cyclone Application."""
+    from cyclone.httputil import HTTPServerConnectionDelegate
+
+    if not isinstance(callback, HTTPServerConnectionDelegate):
+        return False
+    from cyclone.web import Application
+
+    return not isinstance(callback, Application)

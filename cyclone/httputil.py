@@ -37,6 +37,8 @@ from cyclone.urlencoded import UrlencodedError, UrlencodedParser, parse_urlencod
 from cyclone.util import ObjectDict
 
 __all__ = [
+    "HTTPServerConnectionDelegate",
+    "HTTPMessageDelegate",
     "HTTPServerRequest",
     "HTTPHeaders",
     "HTTPInputError",
@@ -324,6 +326,15 @@ class HTTPServerRequest:
     ) -> None:
         if start_line is not None:
             method, uri, version = start_line
+        if connection is not None and (remote_ip is None or not protocol):
+            # a request made by a Tornado-style delegate: the connection knows
+            # the client and scheme (xheaders and the protocol setting applied)
+            context = getattr(connection, "context", None)
+            if context is not None:
+                if remote_ip is None:
+                    remote_ip = getattr(context, "remote_ip", None)
+                if not protocol:
+                    protocol = getattr(context, "protocol", None)
         self.method = method
         self.uri = uri
         self.version = version
@@ -473,8 +484,10 @@ class HTTPServerRequest:
     def write(self, chunk: bytes) -> None:
         """Write a piece of the response body (after ``connection.write_head``)."""
         assert isinstance(chunk, bytes), "request.write() takes bytes"
-        if self.connection is not None:
-            self.connection.write(chunk)
+        connection = self.connection
+        if connection is not None:
+            # _write: the same without the Deferred, which nobody here waits on
+            getattr(connection, "_write", connection.write)(chunk)
 
     def finish(self) -> None:
         """Finish the response."""
@@ -560,6 +573,40 @@ class HTTPServerRequest:
             f"remote_ip={self.remote_ip!r})"
         )
 
+
+
+# -- the lower-level server interface (Tornado's) ---------------------------
+
+
+class HTTPServerConnectionDelegate:
+    """What ``cyclone.httpserver.HTTPServer`` serves when given one: it asks
+    ``start_request`` for an ``HTTPMessageDelegate`` for each request."""
+
+    def start_request(self, server_conn: Any, request_conn: Any) -> "HTTPMessageDelegate":
+        """The delegate of a new request. Both arguments are the
+        ``cyclone.httpserver.HTTPConnection``: answer through
+        ``request_conn.write_headers``/``write``/``finish``."""
+        raise NotImplementedError()
+
+    def on_close(self, server_conn: Any) -> None:
+        """The connection ``server_conn`` closed."""
+
+
+class HTTPMessageDelegate:
+    """Receives one request: each method may return a Deferred or another
+    awaitable (reading the body pauses until it is done)."""
+
+    def headers_received(self, start_line: "RequestStartLine", headers: HTTPHeaders) -> Any:
+        """The request line and headers arrived."""
+
+    def data_received(self, chunk: bytes) -> Any:
+        """A piece of the body arrived (at most the server's ``chunk_size``)."""
+
+    def finish(self) -> None:
+        """The whole request has arrived."""
+
+    def on_connection_close(self) -> None:
+        """The connection closed before ``finish()``, or before the response ended."""
 
 
 # -- start lines ----------------------------------------------------------

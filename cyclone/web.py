@@ -703,7 +703,7 @@ class RequestHandler:
                 chunk = transform.transform_chunk(chunk, include_footers)
             if connection is None:
                 return defer.succeed(None)
-            connection.write(chunk)
+            return connection.write(chunk)  # when_drained()'s Deferred
         return connection.when_drained()
 
     def finish(self, chunk: str | bytes | dict | None = None) -> None:
@@ -2132,11 +2132,29 @@ class Application(ReversibleRouter, protocol.ServerFactory):
             path += "?" + urllib.parse.urlencode(sorted(kwargs.items()))
         return path
 
-    def listen(self, port: int, address: str = "", **kwargs: Any) -> Any:
-        """``reactor.listenTCP(port, self, interface=address)``; returns the port."""
-        from twisted.internet import reactor
+    def listen(
+        self,
+        port: int,
+        address: str | None = None,
+        *,
+        family: Any = None,
+        backlog: int = 128,
+        flags: int | None = None,
+        reuse_port: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Serve on ``port`` (``address`` None or "": every interface) with a
+        ``cyclone.httpserver.HTTPServer(self, **kwargs)``, which is returned
+        (``stop()``; ``getHost()`` as the port this returned before). Under
+        ``asyncio.run()`` it starts Twisted's asyncio reactor on that loop."""
+        import socket
 
-        return reactor.listenTCP(port, self, interface=address, **kwargs)
+        from cyclone.httpserver import HTTPServer
+
+        server = HTTPServer(self, **kwargs)
+        server.listen(port, address, family=family or socket.AF_UNSPEC, backlog=backlog,
+                      flags=flags, reuse_port=reuse_port)
+        return server
 
     def startFactory(self) -> None:
         if self.settings.get("log_bridge", True):

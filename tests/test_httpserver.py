@@ -1272,3 +1272,455 @@ def test_mixed_traffic_loses_nothing_and_leaves_no_connection_open(listen, app, 
     finally:
         if listening is not None:
             yield listening.stopListening()
+
+
+# -- Tornado's HTTPServer: listen, sockets, stop, TLS options, protocol ---------------------
+
+
+class Info:
+    """A plain request callback (Tornado's interface): answers through
+    ``request.connection`` with the request's protocol and client."""
+
+    def __init__(self):
+        self.requests = []
+
+    def __call__(self, request):
+        from cyclone.httputil import HTTPHeaders, ResponseStartLine
+
+        self.requests.append(request)
+        body = json.dumps({"protocol": request.protocol, "remote_ip": request.remote_ip,
+                           "body": request.body.decode()}).encode()
+        headers = HTTPHeaders({"Content-Type": "application/json", "Content-Length": str(len(body))})
+        d = request.connection.write_headers(ResponseStartLine("HTTP/1.1", 200, "OK"), headers)
+        assert isinstance(d, defer.Deferred)
+        request.connection.write(body)
+        request.connection.finish()
+
+
+def get_json(port, path="/", conn=None, **kwargs):
+    status, _, body, _ = fetch(port, "GET", path, conn=conn, **kwargs)
+    return status, json.loads(body)
+
+
+@inline
+def test_plain_callback_answers_through_write_headers_write_finish():
+    server = HTTPServer(Info())
+    server.listen(0, "127.0.0.1")
+    try:
+        status, result = yield in_thread(get_json, server.getHost().port)
+    finally:
+        yield server.stop()
+    assert (status, result) == (200, {"protocol": "http", "remote_ip": "127.0.0.1", "body": ""})
+
+
+@inline
+def test_protocol_setting_is_the_request_protocol():
+    """protocol="https": the scheme behind a proxy that terminates TLS."""
+    server = HTTPServer(Info(), protocol="https")
+    server.listen(0, "127.0.0.1")
+    try:
+        status, result = yield in_thread(get_json, server.getHost().port)
+    finally:
+        yield server.stop()
+    assert (status, result["protocol"]) == (200, "https")
+
+
+def test_protocol_setting_must_be_a_string():
+    with pytest.raises(TypeError, match="protocol"):
+        HTTPServer(Info(), protocol=443)
+
+
+@inline
+def test_stop_stops_listening_but_keeps_connections():
+    server = HTTPServer(Info())
+    server.listen(0, "127.0.0.1")
+    port = server.getHost().port
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        status, _ = yield in_thread(get_json, port, conn=conn)
+        assert status == 200
+        yield server.stop()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=10).close()
+        status, _ = yield in_thread(get_json, port, conn=conn)  # the open connection still serves
+        assert status == 200
+    finally:
+        conn.close()
+
+
+def read_to_close(sock) -> bytes:
+    """What arrives until the server closes ``sock`` (an abort resets it)."""
+    try:
+        return recv_until(sock, b"<never>")
+    except ConnectionResetError:
+        return b""
+
+
+@inline
+def test_close_all_connections_closes_idle_and_busy_connections(app):
+    server = HTTPServer(app)
+    server.listen(0, "127.0.0.1")
+    port = server.getHost().port
+    idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+    busy = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = yield in_thread(recv_until, idle, b"hello")
+        assert first.startswith(b"HTTP/1.1 200")
+        busy.sendall(b"POST /stream-slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+        yield poll_until(lambda: len(server._connections) == 2 and app.stream_chunks)
+        yield server.stop()
+        yield server.close_all_connections()
+        assert server._connections == set()
+        assert (yield in_thread(read_to_close, idle)) == b""  # closed by the server
+        assert (yield in_thread(read_to_close, busy)) == b""
+    finally:
+        idle.close()
+        busy.close()
+    assert (yield server.close_all_connections()) is None  # none left: fires at once
+
+
+@inline
+def test_bind_then_start_serves_and_start_refuses_several_processes():
+    server = HTTPServer(Info())
+    server.bind(0, "127.0.0.1")
+    with pytest.raises(NotImplementedError, match="reuse_port"):
+        server.start(num_processes=2)
+    with pytest.raises(NotImplementedError):
+        server.start(num_processes=None)  # Tornado's "one per CPU"
+    server.start()
+    try:
+        status, _ = yield in_thread(get_json, server.getHost().port)
+    finally:
+        yield server.stop()
+    assert status == 200
+
+
+@inline
+def test_add_sockets_serves_tcp_and_unix_sockets(tmp_path):
+    from cyclone import netutil
+
+    server = HTTPServer(Info())
+    sockets = netutil.bind_sockets(0, "127.0.0.1")
+    port = sockets[0].getsockname()[1]
+    path = str(tmp_path / "http.sock")
+    server.add_sockets(sockets + [netutil.bind_unix_socket(path)])
+    assert all(s.fileno() == -1 for s in sockets)  # the reactor serves its own copies
+
+    def over_unix():
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(10)
+            sock.connect(path)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return recv_until(sock, b"<never>")
+
+    try:
+        status, tcp_result = yield in_thread(get_json, port)
+        [(unix_status, _, unix_body)] = parse_responses((yield in_thread(over_unix)))
+    finally:
+        yield server.stop()
+    assert (status, tcp_result["remote_ip"]) == (200, "127.0.0.1")
+    assert unix_status == 200 and json.loads(unix_body)["protocol"] == "http"
+
+
+def test_ssl_options_are_checked_when_the_server_is_made(tmp_path, self_signed):
+    cert, key = self_signed
+    with pytest.raises(ValueError, match="certfile") as missing:
+        HTTPServer(Info(), ssl_options={"keyfile": key})
+    assert isinstance(missing.value, KeyError)  # what Tornado raises
+    with pytest.raises(ValueError, match='certfile ".*nowhere.pem" does not exist'):
+        HTTPServer(Info(), ssl_options={"certfile": str(tmp_path / "nowhere.pem")})
+    with pytest.raises(ValueError, match='keyfile ".*nowhere.key" does not exist'):
+        HTTPServer(Info(), ssl_options={"certfile": cert, "keyfile": str(tmp_path / "nowhere.key")})
+    with pytest.raises(ValueError, match="unknown ssl_options keys \\['certfil'\\]"):
+        HTTPServer(Info(), ssl_options={"certfil": cert})
+    not_a_cert = tmp_path / "garbage.pem"
+    not_a_cert.write_text("not a certificate\n")
+    with pytest.raises(ValueError, match="ssl_options"):
+        HTTPServer(Info(), ssl_options={"certfile": str(not_a_cert), "keyfile": key})
+    with pytest.raises(ValueError, match="cert_reqs"):
+        HTTPServer(Info(), ssl_options={"certfile": cert, "keyfile": key, "cert_reqs": 7})
+    with pytest.raises(TypeError, match="SSLContext"):
+        HTTPServer(Info(), ssl_options=ssl.create_default_context(ssl.Purpose.CLIENT_AUTH))
+    with pytest.raises(TypeError, match="ssl_options"):
+        HTTPServer(Info(), ssl_options="server.pem")
+
+
+@inline
+def test_ssl_options_dict_serves_https(self_signed):
+    cert, key = self_signed
+    server = HTTPServer(Info(), ssl_options={"certfile": cert, "keyfile": key})
+    server.listen(0, "127.0.0.1")
+
+    def client():
+        ctx = ssl.create_default_context(cafile=cert)
+        conn = http.client.HTTPSConnection("localhost", server.getHost().port, context=ctx, timeout=10)
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        return response.status, json.loads(response.read()), conn.sock.version()
+
+    try:
+        status, result, version = yield in_thread(client)
+    finally:
+        yield server.stop()
+    assert (status, result["protocol"]) == (200, "https")
+    assert version in ("TLSv1.2", "TLSv1.3")
+
+
+@inline
+def test_ssl_options_cert_reqs_required_refuses_a_client_without_certificate(self_signed):
+    cert, key = self_signed
+    server = HTTPServer(Info(), ssl_options={
+        "certfile": cert, "keyfile": key, "cert_reqs": ssl.CERT_REQUIRED, "ca_certs": cert})
+    server.listen(0, "127.0.0.1")
+
+    def client(with_certificate):
+        ctx = ssl.create_default_context(cafile=cert)
+        if with_certificate:
+            ctx.load_cert_chain(cert, key)
+        conn = http.client.HTTPSConnection("localhost", server.getHost().port, context=ctx, timeout=10)
+        try:
+            conn.request("GET", "/")
+            return conn.getresponse().status
+        except (ssl.SSLError, ConnectionError) as exc:
+            return type(exc).__name__
+        finally:
+            conn.close()
+
+    try:
+        accepted = yield in_thread(client, True)
+        refused = yield in_thread(client, False)
+    finally:
+        yield server.stop()
+    assert accepted == 200
+    assert refused != 200
+
+
+def test_tornado_none_arguments_mean_the_defaults():
+    from cyclone.httpserver import ServerConfig
+
+    server = HTTPServer(Info(), idle_connection_timeout=None, body_timeout=None, max_body_size=None,
+                        chunk_size=None, xheaders=None)
+    config = ServerConfig(server.settings)
+    assert (config.idle_timeout, config.body_timeout) == (75.0, 300.0)
+    assert config.limits.max_body_size == http1.DEFAULT_LIMITS.max_body_size
+    assert (config.chunk_size, config.xheaders) == (65536, False)
+    # max_buffer_size is max_body_size's default, as in Tornado
+    assert ServerConfig(HTTPServer(Info(), max_buffer_size=1000).settings).limits.max_body_size == 1000
+    # an application's settings are the defaults; HTTPServer's arguments win
+    app = web_application(xheaders=True, body_timeout=5)
+    assert ServerConfig(HTTPServer(app).settings).xheaders is True
+    assert ServerConfig(HTTPServer(app, body_timeout=9).settings).body_timeout == 9
+
+
+def web_application(**settings):
+    from cyclone import web
+
+    return web.Application([], **settings)
+
+
+@inline
+def test_application_listen_returns_a_server_with_stop():
+    from cyclone import web
+
+    class Hello(web.RequestHandler):
+        def get(self):
+            self.write(self.request.protocol)
+
+    server = web.Application([(r"/", Hello)]).listen(0, "127.0.0.1", protocol="https")
+    assert isinstance(server, HTTPServer)
+    port = server.getHost().port
+    try:
+        status, _, body, _ = yield in_thread(fetch, port, "GET", "/")
+    finally:
+        yield server.stop()
+    assert (status, body) == (200, b"https")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=10).close()
+
+
+# -- Tornado's lower-level interface: connection and message delegates ------------------
+
+
+class EchoDelegate:
+    """A Tornado-style HTTPMessageDelegate that records what it receives and
+    answers with it; ``data_received`` is a coroutine that waits for the
+    test's go-ahead on the request with ``X-Hold``."""
+
+    def __init__(self, server_delegate, request_conn):
+        self.server_delegate = server_delegate
+        self.request_conn = request_conn
+        self.chunks = []
+        self.hold = None
+
+    def headers_received(self, start_line, headers):
+        self.start_line = start_line
+        self.headers = headers
+        if "X-Hold" in headers:
+            self.hold = defer.Deferred()
+            self.server_delegate.holds.append(self.hold)
+
+    async def data_received(self, chunk):
+        self.chunks.append(chunk)
+        if self.hold is not None:
+            await self.hold
+
+    def finish(self):
+        from cyclone.httputil import HTTPHeaders, HTTPServerRequest, ResponseStartLine
+
+        request = HTTPServerRequest(connection=self.request_conn, start_line=self.start_line,
+                                    headers=self.headers)
+        body = json.dumps({
+            "start_line": list(self.start_line), "chunks": [c.decode() for c in self.chunks],
+            "remote_ip": request.remote_ip, "protocol": request.protocol,
+        }).encode()
+        conn = self.request_conn
+        conn.write_headers(ResponseStartLine("HTTP/1.1", 201, "Made"), HTTPHeaders({"X-Seen": "yes"}),
+                           body[:5])
+        conn.write(body[5:])
+        conn.finish()
+
+    def on_connection_close(self):
+        self.server_delegate.events.append("message closed")
+
+
+def make_connection_delegate():
+    from cyclone.httputil import HTTPMessageDelegate, HTTPServerConnectionDelegate
+
+    class ServerDelegate(HTTPServerConnectionDelegate):
+        def __init__(self):
+            self.events = []
+            self.holds = []
+            self.conns = []
+
+        def start_request(self, server_conn, request_conn):
+            self.conns.append((server_conn, request_conn))
+            return type("Echo", (EchoDelegate, HTTPMessageDelegate), {})(self, request_conn)
+
+        def on_close(self, server_conn):
+            self.events.append("connection closed")
+
+    return ServerDelegate()
+
+
+@inline
+def test_connection_delegate_gets_start_line_headers_and_chunks_of_chunk_size():
+    delegate = make_connection_delegate()
+    server = HTTPServer(delegate, chunk_size=4, xheaders=True)
+    server.listen(0, "127.0.0.1")
+    port = server.getHost().port
+    try:
+        status, headers, body, conn = yield in_thread(
+            fetch, port, "POST", "/echo?x=1", body=b"0123456789", headers={"X-Real-Ip": "10.1.2.3"})
+        conn.close()
+        yield poll_until(lambda: "connection closed" in delegate.events)
+    finally:
+        yield server.stop()
+    assert (status, headers["X-Seen"], headers["Transfer-Encoding"]) == (201, "yes", "chunked")
+    assert json.loads(body) == {
+        "start_line": ["POST", "/echo?x=1", "HTTP/1.1"], "chunks": ["0123", "4567", "89"],
+        "remote_ip": "10.1.2.3", "protocol": "http",
+    }
+    [(server_conn, request_conn)] = delegate.conns
+    assert server_conn is request_conn
+    assert request_conn.stream is request_conn.transport
+    assert delegate.events == ["connection closed"]  # the message was finished: not told
+
+
+@inline
+def test_connection_delegate_data_received_coroutine_holds_the_body_back():
+    """While data_received's coroutine waits, no more of the body is given."""
+    delegate = make_connection_delegate()
+    server = HTTPServer(delegate, chunk_size=3)
+    server.listen(0, "127.0.0.1")
+    port = server.getHost().port
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Hold: 1\r\nContent-Length: 7\r\n"
+                     b"Connection: close\r\n\r\nabcdefg")
+        yield poll_until(lambda: delegate.holds)
+        [hold] = delegate.holds
+        yield poll_until(lambda: len(server._connections) == 1)
+        [connection] = server._connections
+        message = connection._delegate.delegate
+        assert message.chunks == [b"abc"]
+        hold.callback(None)
+        data = yield in_thread(recv_until, sock, b"<never>")
+    finally:
+        sock.close()
+        yield server.stop()
+    [(status, _, body)] = parse_responses(data)
+    assert (status, json.loads(body)["chunks"]) == (201, ["abc", "def", "g"])
+
+
+@inline
+def test_connection_delegate_is_told_when_the_client_goes_away():
+    delegate = make_connection_delegate()
+    server = HTTPServer(delegate)
+    server.listen(0, "127.0.0.1")
+    port = server.getHost().port
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        yield poll_until(lambda: delegate.conns)
+    finally:
+        sock.close()
+    try:
+        yield poll_until(lambda: "connection closed" in delegate.events)
+    finally:
+        yield server.stop()
+    assert delegate.events == ["message closed", "connection closed"]
+
+
+@inline
+def test_set_close_callback_is_called_when_the_connection_closes():
+    closed = []
+
+    def callback(request):
+        request.connection.set_close_callback(lambda: closed.append(request.uri))
+        Info()(request)
+
+    server = HTTPServer(callback)
+    server.listen(0, "127.0.0.1")
+    try:
+        data = yield in_thread(raw_exchange, server.getHost().port,
+                               b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        yield poll_until(lambda: closed)
+    finally:
+        yield server.stop()
+    assert parse_responses(data)[0][0] == 200
+    assert closed == ["/a"]
+
+
+@inline
+def test_write_on_a_closed_connection_fails_its_deferred(app):
+    server = HTTPServer(app)
+    server.listen(0, "127.0.0.1")
+    sock = socket.create_connection(("127.0.0.1", server.getHost().port), timeout=10)
+    try:
+        sock.sendall(b"POST /stream-slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+        yield poll_until(lambda: server._connections and app.stream_chunks)
+        [connection] = server._connections
+        connection.write_head(200, [("Content-Length", "10")])
+        sock.close()
+        yield poll_until(lambda: connection._closed)
+        with pytest.raises(StreamClosedError):
+            yield connection.write(b"late")
+    finally:
+        sock.close()
+        yield server.stop()
+
+
+def test_server_uses_the_connection_class_of_the_application():
+    from cyclone import web
+    from cyclone.httpserver import HTTPConnection
+
+    class MyConnection(HTTPConnection):
+        pass
+
+    class MyApplication(web.Application):
+        protocol = MyConnection
+
+    assert HTTPServer(MyApplication([])).protocol is MyConnection
+    assert HTTPServer(web.Application([])).protocol is HTTPConnection
+    assert HTTPServer(Info()).protocol is HTTPConnection
