@@ -164,7 +164,8 @@ class MissingArgumentError(HTTPError):
     """A required argument is missing: answered with 400."""
 
     def __init__(self, arg_name: str) -> None:
-        super().__init__(400, "Missing argument %s", arg_name)
+        # formatted now, as Tornado does: log_message is the finished text
+        super().__init__(400, f"Missing argument {arg_name}")
         self.arg_name = arg_name
 
 
@@ -240,6 +241,13 @@ class _Overrides:
     costs about as much as a call, so it is found once per class and kept on
     the class (``_overrides``, with ``owner`` telling a subclass from the
     class that computed it).
+
+    A public hook can also be replaced on the instance (``self.prepare = f``
+    in ``initialize()``, ``self.on_finish = f`` in ``get()``), as Tornado
+    allows: each place that skips a hook also looks in the instance's
+    ``__dict__`` (a dict lookup, no call), just before it would call it. The
+    private helpers behind ``set_header`` (``_checked_name``,
+    ``_convert_header_value``) are looked up on the class only.
     """
 
     __slots__ = ("etag", "get_status", "header_checks", "initialize", "on_finish", "owner", "prepare",
@@ -342,24 +350,24 @@ class RequestHandler:
         raise HTTPError(405)
 
     def head(self, *args: Any, **kwargs: Any) -> Any:
-        """HEAD answers like GET, without the body, when ``get`` exists."""
+        """HEAD answers like GET, without the body, when ``get`` exists
+        (RFC 9110 §9.1: servers must support HEAD wherever they support GET;
+        Tornado answers 405 unless ``head`` is defined)."""
         get = getattr(self, "get", None)
         if get is None:
             raise HTTPError(405)
         return get(*args, **kwargs)
 
-    def options(self, *args: Any, **kwargs: Any) -> Any:
-        """OPTIONS answers 204 with the ``Allow`` header of the implemented methods."""
-        self.set_header("Allow", ", ".join(self._allowed_methods()))
-        self.set_status(204)
-        self.finish()
+    # OPTIONS, like any method the handler does not define, is 405 (as in
+    # Tornado); the 405 carries the Allow header RFC 9110 §15.5.6 requires.
 
     def _allowed_methods(self) -> list[str]:
+        """The methods of ``SUPPORTED_METHODS`` this handler answers."""
         allowed = []
         for method in self.SUPPORTED_METHODS:
             name = method.lower()
-            if name in ("head", "options"):
-                if name == "options" or hasattr(self, "get"):
+            if name == "head":
+                if hasattr(self, "get") or type(self).head is not RequestHandler.head:
                     allowed.append(method)
             elif hasattr(self, name):
                 allowed.append(method)
@@ -375,7 +383,7 @@ class RequestHandler:
             "Content-Type": ["text/html; charset=UTF-8"],
             "Date": [date_header()],
         }
-        if self._overrides.set_default_headers:
+        if self._overrides.set_default_headers or "set_default_headers" in self.__dict__:
             self.set_default_headers()
         self._write_buffer: list[bytes] = []
         self._status_code = 200
@@ -714,7 +722,7 @@ class RequestHandler:
             method = request.method
             headers_dict = self._headers._as_list
             if status == 200 and (method == "GET" or method == "HEAD") and "Etag" not in headers_dict:
-                if self._overrides.etag:
+                if self._overrides.etag or not _ETAG_HOOKS.isdisjoint(self.__dict__):
                     self._set_computed_etag()
                     not_modified = self.check_etag_header()
                 else:
@@ -772,8 +780,14 @@ class RequestHandler:
                 # transforms (gzip) must see the last chunk even when it is empty
                 self.flush(include_footers=True)
             self._finished = True
-            if connection is not None:
-                connection.finish()
+            try:
+                if connection is not None:
+                    # HTTPOutputError for a body short of its Content-Length,
+                    # after the connection was closed
+                    connection.finish()
+            finally:
+                self._after_finish()
+            return
         self._after_finish()
 
     def _after_finish(self) -> None:
@@ -781,7 +795,7 @@ class RequestHandler:
         if request._finish_time is None:
             request._finish_time = time.time()
         self.application.log_request(self)
-        if self._overrides.on_finish:
+        if self._overrides.on_finish or "on_finish" in self.__dict__:
             try:
                 self.on_finish()
             except Exception:
@@ -808,6 +822,8 @@ class RequestHandler:
                     connection.no_keep_alive = True
                     try:
                         connection.finish()
+                    except httputil.HTTPOutputError:
+                        pass  # cut short on purpose: the connection closes
                     except Exception:
                         gen_log.error("Failed to flush partial response", exc_info=True)
                 self._after_finish()
@@ -834,6 +850,8 @@ class RequestHandler:
             app_log.error("Invalid status %r or reason %r in send_error", status_code, reason)
             self.set_status(status_code if isinstance(status_code, int) and 100 <= status_code <= 999
                             else 500)
+        if self._status_code == 405:
+            self.set_header("Allow", ", ".join(self._allowed_methods()))
         if self._status_code in _BODYLESS or self._status_code < 200:
             # HTTPError(204) or (304): the status is the whole answer
             self._write_buffer = []
@@ -874,7 +892,8 @@ class RequestHandler:
         *,
         allow_external: bool | None = None,
     ) -> None:
-        """Redirect to ``url`` (relative URLs are resolved against the request).
+        """Redirect to ``url``, sent as given (a relative URL too: the client
+        resolves it against the request's URL, RFC 9110 §10.2.2, as with Tornado).
 
         Refused with a 400, so that no page becomes an open redirect: a
         ``url`` with a control character, and a ``url`` that leaves this site
@@ -896,10 +915,9 @@ class RequestHandler:
         if origin.has_control_characters(url):
             raise HTTPError(400, "redirect target %r has control characters", url,
                             reason="Redirect target has control characters")
-        location = urllib.parse.urljoin(self.request.uri or "/", url)
         # controls, spaces and non-ASCII are percent-encoded (UTF-8): a Location
         # header can carry neither a raw CR/LF nor a character outside latin-1
-        location = urllib.parse.quote(location, safe=_LOCATION_SAFE)
+        location = urllib.parse.quote(url, safe=_LOCATION_SAFE)
         if allow_external is None:
             allow_external = bool(self.settings.get("allow_external_redirects", False))
         if not allow_external:
@@ -932,6 +950,24 @@ class RequestHandler:
             for value in values:
                 yield value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
+    def detach(self, protocol: Any = None) -> Any:
+        """Take the connection over from HTTP: returns the Twisted transport.
+
+        Tornado's ``detach()`` returns the ``IOStream``; here the transport
+        takes its place (``transport.write(data)``, ``transport.loseConnection()``
+        for ``stream.close()``), and what the peer sends from now on goes to
+        ``protocol`` (a Twisted ``Protocol``, connected to the transport at
+        once, with the bytes already received after the request); without
+        one, those bytes are dropped. What was written and flushed is sent
+        first; nothing else is: no further response, no ``on_finish``, no
+        access log line.
+        """
+        connection = self.request.connection
+        if connection is None or not hasattr(connection, "detach"):
+            raise RuntimeError("this request's connection cannot be detached")
+        self._finished = True
+        return connection.detach(protocol)
+
     def notifyFinish(self) -> defer.Deferred:
         """A Deferred fired when the response finished, or when the client went away."""
         return self.request.notifyFinish()
@@ -955,7 +991,8 @@ class RequestHandler:
 
     def _set_computed_etag(self) -> None:
         # finish()'s automatic ETag; an overridden set_etag_header still runs
-        if type(self).set_etag_header is not RequestHandler.set_etag_header:
+        if (type(self).set_etag_header is not RequestHandler.set_etag_header
+                or "set_etag_header" in self.__dict__):
             self.set_etag_header()
             return
         etag = self.compute_etag()
@@ -1343,7 +1380,7 @@ class RequestHandler:
                     self.check_cross_origin()
                 if settings.get("xsrf_cookies") and not getattr(self, "no_xsrf", False):
                     self.check_xsrf_cookie()
-            if self._overrides.prepare:  # skip the no-op default
+            if self._overrides.prepare or "prepare" in self.__dict__:  # skip the no-op default
                 result = self.prepare()
                 if result is not None:
                     d = ensure_deferred(result)
@@ -1484,6 +1521,9 @@ class RequestHandler:
             except Exception:
                 app_log.error("Exception in on_connection_close", exc_info=True)
 
+
+# the hooks behind finish()'s automatic ETag
+_ETAG_HOOKS = frozenset(("compute_etag", "set_etag_header", "check_etag_header"))
 
 # RequestHandler's own methods that _Overrides looks for
 _DEFAULT_METHODS = {
@@ -1911,7 +1951,8 @@ class RedirectHandler(RequestHandler):
         fixed = where(self._url.format(*("a" for _ in args), **{name: "a" for name in kwargs}))
         other = where(self._url.format(*("b" for _ in args), **{name: "b" for name in kwargs}))
         if origin.has_control_characters(to_url) or not fixed == other == where(to_url):
-            raise HTTPError(400, "redirect URL %r cannot change the scheme or host of %r",
+            # the log line starts with Tornado's wording, which tests look for
+            raise HTTPError(400, "Redirect URL cannot change the scheme or netloc: %r from %r",
                             to_url, self._url, reason="Redirect URL cannot change the scheme or host")
         if self.request.query_arguments:
             to_url = httputil.url_concat(
@@ -2310,7 +2351,10 @@ class Application(protocol.ServerFactory):
             log_function(handler)
             return
         # get_status(), unless the handler overrides it
-        status = handler.get_status() if handler._overrides.get_status else handler._status_code
+        if handler._overrides.get_status or "get_status" in handler.__dict__:
+            status = handler.get_status()
+        else:
+            status = handler._status_code
         if status < 400:
             level = 20
         elif status < 500:
