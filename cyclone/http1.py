@@ -52,7 +52,14 @@ __all__ = [
     "DateCache",
     "CONTINUE_RESPONSE",
     "REASONS",
+    "HTTPOutputError",
 ]
+
+
+class HTTPOutputError(ValueError):
+    """The application tried to send something that is not valid HTTP: a
+    body longer or shorter than the ``Content-Length`` it declared
+    (``cyclone.httputil.HTTPOutputError`` is this class)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -913,6 +920,7 @@ _STATUS_LINES: dict[str, dict[int, bytes]] = {
     for version in ("HTTP/1.1", "HTTP/1.0")
 }
 _NO_STATUS_LINES: dict[int, bytes] = {}
+_STATUS_LINES_11 = _STATUS_LINES["HTTP/1.1"]
 # besides 1xx, the statuses whose responses never have a body
 _NO_BODY_STATUSES = frozenset((204, 304))
 _REASON_BAD_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -1085,7 +1093,8 @@ class ResponseWriter:
     """Frames one response to a parsed request: head, body pieces, end.
 
     The framing follows the headers the caller gives: a ``Content-Length``
-    makes an identity body (writing past it is a ``ValueError``); without
+    makes an identity body (writing past it, or ending short of it, raises
+    ``HTTPOutputError`` and clears ``keep_alive``); without
     one an HTTP/1.1 response is chunked and an HTTP/1.0 response is
     delimited by closing the connection. HEAD, 1xx, 204 and 304 responses
     never carry body bytes.
@@ -1188,8 +1197,11 @@ class ResponseWriter:
         else:
             self._frame(status, content_length, framing, lines)
         lines.append(b"\r\n")
-        line = _STATUS_LINES.get(self._version, _NO_STATUS_LINES).get(status) if reason is None else None
-        lines[0] = line if line is not None else status_line(status, reason, self._version)
+        # RFC 9110 §2.5: the status line names the highest version we conform
+        # to (HTTP/1.1), whatever the request's; framing and keep-alive above
+        # still follow the request's version.
+        line = _STATUS_LINES_11.get(status) if reason is None else None
+        lines[0] = line if line is not None else status_line(status, reason)
         return b"".join(lines)
 
     def _frame(
@@ -1259,7 +1271,12 @@ class ResponseWriter:
         if remaining is not None:
             size = len(data)
             if size > remaining:
-                raise ValueError("response body longer than its Content-Length")
+                # nothing of ``data`` is sent; the response can no longer be
+                # completed, so the connection closes after it
+                self.keep_alive = False
+                raise HTTPOutputError(
+                    f"Tried to write {size - remaining} bytes more than Content-Length ({remaining} left)"
+                )
             self._remaining = remaining - size
         return data
 
@@ -1271,6 +1288,8 @@ class ResponseWriter:
         if self.chunked:
             return last_chunk(trailers)
         if self._remaining and not self._no_body:
-            # The client would wait for bytes that never come: close instead.
+            # The client would wait for bytes that never come: the connection
+            # closes after what was sent (the caller must close it).
             self.keep_alive = False
+            raise HTTPOutputError(f"Tried to write {self._remaining} bytes less than Content-Length")
         return b""

@@ -4,7 +4,8 @@
 ``HTTPServer``) hands each socket. It drives the sans-IO parser in
 ``cyclone.http1`` and adds what needs a reactor: buffering, timeouts,
 keep-alive, strictly ordered pipelining, backpressure in both directions and
-handing the transport to another protocol after a ``101`` response.
+handing the transport to another protocol after a ``101`` response
+(``take_over``), or to the caller at any time (``detach``).
 
 The application side is a *request delegate*. For each request the connection
 asks the factory for one::
@@ -51,7 +52,9 @@ Settings (read from ``factory.settings`` when the first connection is made):
 ``max_header_field_size`` (8192), ``max_body_size`` (100 MiB), ``max_chunk_size_line`` (256)
     parser limits, see ``cyclone.http1.Limits``; they answer 414, 431, 413, 400.
 ``idle_connection_timeout`` (75 s)
-    close a keep-alive connection that sends nothing for this long.
+    close a keep-alive connection that sends nothing for this long, and one
+    whose ``101`` response is not followed by ``take_over()`` within it
+    (``header_timeout`` if this one is disabled, 30 s if both are).
 ``header_timeout`` (30 s)
     answer 408 and close when a request head takes longer than this to arrive.
 ``body_timeout`` (300 s)
@@ -130,6 +133,10 @@ _date_cache = http1.DateCache()
 def date_header() -> str:
     """The current ``Date`` header value, formatted at most once per second."""
     return _date_cache.text(time.time())
+
+# Seconds a 101 response waits for take_over() when both
+# idle_connection_timeout and header_timeout are disabled.
+_SWITCH_TIMEOUT = 30.0
 
 # Pipelined bytes held while a request is in flight before reading pauses.
 _MAX_PIPELINE_BUFFER = 65536
@@ -977,8 +984,11 @@ class HTTPConnection(protocol.Protocol):
     ) -> None:
         """Send the status line and headers, optionally with a body and the end.
 
-        Raises ``ValueError`` for header injection (CR/LF in names or values)
-        and ``RuntimeError`` when a head was already written.
+        Raises ``ValueError`` for header injection (CR/LF in names or values),
+        ``HTTPOutputError`` for a ``body`` longer than the ``Content-Length``
+        given (or shorter, with ``finish``) and ``RuntimeError`` when a head
+        was already written. Nothing is sent when it raises, so the caller
+        can still answer with another head.
         """
         if self._writer is not None:
             raise RuntimeError("response head already written")
@@ -987,18 +997,23 @@ class HTTPConnection(protocol.Protocol):
         keep_alive = not self.no_keep_alive and self._message_complete
         writer = http1.ResponseWriter(self._head, keep_alive)
         data = writer.head(status, headers, reason)
-        self._writer = writer
         if body:
             data += writer.body(body)
         if finish:
             data += writer.end()
+        self._writer = writer
         self._send(data)
         if finish:
             self._end_response()
 
     def write(self, chunk: bytes) -> defer.Deferred:
         """Send a piece of the body; the Deferred is ``when_drained()``'s (it
-        fails with ``StreamClosedError`` if the connection is closed)."""
+        fails with ``StreamClosedError`` if the connection is closed).
+
+        Raises ``HTTPOutputError`` (and sends nothing of ``chunk``) when it
+        would go past the ``Content-Length`` of the head; the connection then
+        closes when the response is finished.
+        """
         self._write(chunk)
         return self.when_drained()
 
@@ -1043,13 +1058,21 @@ class HTTPConnection(protocol.Protocol):
         return self._request
 
     def finish(self, trailers: Iterable[tuple[str, str]] | None = None) -> None:
-        """End the response; the next pipelined request is handled after this."""
+        """End the response; the next pipelined request is handled after this.
+
+        A body shorter than its ``Content-Length`` raises ``HTTPOutputError``
+        after closing the connection (the client would wait for the rest).
+        """
         if self._closed:
             return
         writer = self._writer
         if writer is None:
             raise RuntimeError("write_head() must come before finish()")
-        data = writer.end(trailers)
+        try:
+            data = writer.end(trailers)
+        except http1.HTTPOutputError:
+            self._end_response()  # the writer no longer keeps alive: closes
+            raise
         if data:
             self._send(data)
         self._end_response()
@@ -1111,6 +1134,23 @@ class HTTPConnection(protocol.Protocol):
         if rest:
             new_protocol.dataReceived(rest)
 
+    def detach(self, new_protocol: protocol.Protocol | None = None) -> Any:
+        """Stop all HTTP processing and return the transport (Tornado's
+        ``HTTP1Connection.detach``, which returns its IOStream).
+
+        What was written so far is sent first. No response is finished and
+        the connection is not closed: the caller owns the transport and
+        closes it with ``transport.loseConnection()``. The bytes the peer
+        sends from now on (and those already received after the request)
+        go to ``new_protocol``, which is connected to the transport as with
+        ``take_over()``; without one they are dropped.
+        """
+        if self._closed or self._upgraded is not None:
+            raise RuntimeError("connection already closed or taken over")
+        transport = self.transport
+        self.take_over(new_protocol if new_protocol is not None else protocol.Protocol())
+        return transport
+
     def _end_response(self) -> None:
         writer = self._writer
         request = self._request
@@ -1121,7 +1161,11 @@ class HTTPConnection(protocol.Protocol):
         if request is not None:
             request._notify_finished(None)
         if writer is not None and writer.switching:
-            return  # the caller hands the transport over with take_over()
+            # The caller hands the transport over with take_over(); one that
+            # never does must not hold the connection open forever.
+            config = self._config
+            self._set_deadline("switch", config.idle_timeout or config.header_timeout or _SWITCH_TIMEOUT)
+            return
         if not keep_alive or self.no_keep_alive:
             self._shutdown()
             return
@@ -1214,6 +1258,11 @@ class HTTPConnection(protocol.Protocol):
         if self._closed:
             return
         if kind == "idle":
+            self._shutdown()
+            return
+        if kind == "switch":
+            gen_log.info("Closing the connection from %s: its 101 response was not followed "
+                         "by take_over()", self.remote_ip)
             self._shutdown()
             return
         gen_log.info("408 Request Timeout from %s: %s timeout", self.remote_ip,

@@ -66,8 +66,9 @@ class HTTPInputError(Exception):
     """Malformed input from the peer (request line, headers, body, ...)."""
 
 
-class HTTPOutputError(Exception):
-    """The application tried to send something that is not valid HTTP."""
+# The application tried to send something that is not valid HTTP (defined in
+# the sans-IO http1, which raises it; a ValueError subclass).
+from cyclone.http1 import HTTPOutputError  # noqa: E402
 
 
 # RFC 9110 §5.6.2: token = 1*tchar

@@ -32,6 +32,7 @@ from cyclone.http1 import (
     Data,
     DateCache,
     EndOfMessage,
+    HTTPOutputError,
     Limits,
     ProtocolError,
     RequestHead,
@@ -1797,12 +1798,35 @@ def test_writer_body_past_content_length_raises():
         w2.body(b"toolong")
 
 
-def test_writer_short_body_disables_keep_alive():
+def test_writer_short_body_raises_and_disables_keep_alive():
     w = ResponseWriter(parse_head(GET11))
     w.head(200, [("Content-Length", "5")])
     w.body(b"hel")
-    assert w.end() == b""
+    with pytest.raises(HTTPOutputError, match="2 bytes less than Content-Length"):
+        w.end()
     assert not w.keep_alive
+    with pytest.raises(RuntimeError):  # it is over all the same
+        w.end()
+
+
+def test_writer_long_body_raises_and_disables_keep_alive():
+    w = ResponseWriter(parse_head(GET11))
+    w.head(200, [("Content-Length", "5")])
+    assert w.keep_alive
+    with pytest.raises(HTTPOutputError, match="more than Content-Length"):
+        w.body(b"toolong")
+    assert not w.keep_alive
+
+
+@pytest.mark.parametrize("head", ["GET10", "GET10_KA", "GET11"])
+def test_writer_status_line_is_http11_for_every_request_version(head):
+    """RFC 9110 §2.5: the response names the version the server conforms to;
+    framing still follows the request's version."""
+    w = ResponseWriter(parse_head(globals()[head]))
+    assert w.head(200, [("Content-Length", "0")]).startswith(b"HTTP/1.1 200 OK\r\n")
+    w = ResponseWriter(parse_head(globals()[head]))
+    assert w.head(404, [], reason="Nope").startswith(b"HTTP/1.1 404 Nope\r\n")
+    assert w.chunked == (head == "GET11")
 
 
 def test_writer_exact_body_keeps_alive():

@@ -229,6 +229,9 @@ def test_keep_alive_reuses_one_connection(serve, app):
 def test_http10_closes_unless_keep_alive_asked(serve):
     port = serve()
     data = yield in_thread(raw_exchange, port, b"GET / HTTP/1.0\r\n\r\n")
+    # RFC 9110 §2.5: the status line names HTTP/1.1 (as Tornado's does); the
+    # connection semantics stay those of HTTP/1.0
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
     [(status, headers, body)] = parse_responses(data)
     assert (status, body) == (200, b"hello")
     assert headers["Connection"] == "close"
@@ -236,6 +239,7 @@ def test_http10_closes_unless_keep_alive_asked(serve):
     two = (b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"
            b"GET /echo HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi")
     data = yield in_thread(raw_exchange, port, two)
+    assert data.count(b"HTTP/1.1 200 OK\r\n") == 2 and b"HTTP/1.0" not in data
     responses = parse_responses(data)
     assert [(s, b) for s, _, b in responses] == [(200, b"hello"), (200, b"hi")]
     assert responses[0][1]["Connection"] == "keep-alive"

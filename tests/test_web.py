@@ -513,7 +513,8 @@ def test_write_after_finish_raises(serve):
 
 @pytest.mark.parametrize("kind,status,location", [
     ("redirect", 302, "/target?x=1"),
-    ("redirect301", 301, "/out/elsewhere"),
+    # relative targets are sent as given (Tornado 6): the client resolves them
+    ("redirect301", 301, "elsewhere"),
     ("redirect303", 303, "/see"),
 ])
 @inline
@@ -544,16 +545,17 @@ def test_flush_streams_chunks(serve):
 
 
 @inline
-def test_head_from_get_and_options(serve):
+def test_head_from_get_and_options_405(serve):
     port, _ = serve()
     data = yield threads.deferToThread(
         raw_exchange, port,
         b"HEAD /plain HTTP/1.1\r\nHost: x\r\n\r\nOPTIONS /plain HTTP/1.1\r\nHost: x\r\n\r\n"
         b"DELETE /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    (s1, h1, b1), (s2, h2, _), (s3, _, _) = parse_responses(data, ["HEAD", "OPTIONS", "DELETE"])
+    (s1, h1, b1), (s2, h2, _), (s3, h3, _) = parse_responses(data, ["HEAD", "OPTIONS", "DELETE"])
     assert (s1, b1, h1["Content-Length"]) == (200, b"", "5")
-    assert s2 == 204 and h2["Allow"] == "GET, HEAD, OPTIONS"
-    assert s3 == 405
+    # OPTIONS without options() is 405, as in Tornado; every 405 says what is allowed
+    assert (s2, h2["Allow"]) == (405, "GET, HEAD")
+    assert (s3, h3["Allow"]) == (405, "GET, HEAD")
 
 
 @inline
@@ -951,7 +953,8 @@ class RedirectTo(web.RequestHandler):
     ("/caf\u00e9?q=\u00e9", "/caf%C3%A9?q=%C3%A9"),
     ("/a b", "/a%20b"),
     ("/already%20encoded", "/already%20encoded"),
-    ("relative", "/redirect/relative"),
+    ("relative", "relative"),
+    ("../up?x=1", "../up?x=1"),
     ("https://example.org/x?y=1#z", "https://example.org/x?y=1#z"),
 ])
 @inline

@@ -738,6 +738,10 @@ class XsrfHandler(web.RequestHandler):
     def patch(self):
         self.write("patched")
 
+    def options(self):
+        # OPTIONS is answered only by a handler that defines it (405 otherwise)
+        self.set_status(204)
+
 
 class XsrfUser(XsrfHandler):
     def get_current_user(self):
