@@ -136,6 +136,9 @@ setup(
             "pytest-twisted>=1.14",
             "hypothesis>=6.100",
             "treq>=23.11",
+            # tests/test_porting.py runs one application under Tornado and
+            # under cyclone: the judge of "moves over by changing imports"
+            "tornado==6.6",
         ],
     },
     entry_points={
