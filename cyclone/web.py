@@ -36,7 +36,6 @@ import hashlib
 import http.cookies
 import inspect
 import io
-import logging
 import numbers
 import os
 import re
@@ -55,7 +54,7 @@ import cyclone
 from cyclone import escape, httputil, locale, origin, signing, template
 from cyclone.concurrent import ensure_deferred
 from cyclone.cookies import format_set_cookie
-from cyclone.escape import _unicode, json_encode, url_escape, utf8
+from cyclone.escape import _unicode, json_encode, utf8
 from cyclone.httpserver import HTTPConnection, HTTPRequest, StreamClosedError, date_header
 from cyclone.log import access_log, app_log, bridge_to_twisted, gen_log
 from cyclone.routing import (
@@ -79,7 +78,7 @@ from cyclone.signing import (  # the first four are re-exported names of tornado
     decode_signed_value as _decode_signed_value,
     get_signature_key_version,
 )
-from cyclone.util import ObjectDict, import_object
+from cyclone.util import ObjectDict
 
 __all__ = [
     "RequestHandler",

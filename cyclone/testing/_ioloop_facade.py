@@ -1,15 +1,13 @@
-"""``self.io_loop`` of cyclone's test cases: the ``IOLoop`` methods Tornado
-tests call, mapped onto the Twisted reactor.
+"""``self.io_loop`` of cyclone's test cases: ``cyclone.ioloop.IOLoop``
+with a test's lifetime.
 
-Private to ``cyclone.testing``: it is not an event loop of its own, and it
-has no ``start``/``stop`` (use the test case's ``stop()``/``wait()``). Timers
-it set that are still pending when the test ends are cancelled, as closing
-Tornado's test IOLoop drops them.
+Private to ``cyclone.testing``: it has no ``start``/``stop`` (use the test
+case's ``stop()``/``wait()``). Timers it set that are still pending when the
+test ends are cancelled, as closing Tornado's test IOLoop drops them.
 """
 
 from __future__ import annotations
 
-import datetime
 import functools
 from typing import Any, Callable
 
@@ -18,6 +16,7 @@ from twisted.python import threadable
 from twisted.python.failure import Failure
 
 from cyclone.concurrent import ensure_deferred, is_async_result
+from cyclone.ioloop import IOLoop
 from cyclone.log import app_log
 from cyclone.testing import _reactor
 
@@ -28,23 +27,22 @@ def _timed_out(result: Any, timeout: float) -> Failure:
     return Failure(TimeoutError(f"Operation timed out after {timeout:g} seconds"))
 
 
-def _reactor_module() -> Any:
-    from twisted.internet import reactor
-
-    return reactor
-
-
-class ReactorIOLoopFacade:
-    """``add_callback``, ``spawn_callback``, ``call_later``, ``call_at``,
-    ``add_timeout``, ``remove_timeout``, ``time`` and ``run_sync`` on the
-    reactor. ``time()`` is ``reactor.seconds()``."""
+class ReactorIOLoopFacade(IOLoop):
+    """``cyclone.ioloop.IOLoop`` for one test: the timers and callbacks it
+    set are cancelled when the test ends (``close()``), an exception in one
+    of them fails the test instead of being only logged, ``run_sync`` blocks
+    only where the harness can, and ``start``/``stop`` are refused (use the
+    test case's ``stop()``/``wait()``)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._calls: set[Any] = set()
 
-    def time(self) -> float:
-        """The reactor's clock, which ``call_at``/``add_timeout`` deadlines use."""
-        return _reactor_module().seconds()
+    def start(self) -> None:
+        raise RuntimeError("a test's io_loop cannot start: use self.wait()")
+
+    def stop(self) -> None:
+        raise RuntimeError("a test's io_loop cannot stop: use self.stop()")
 
     def add_callback(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run ``callback`` on the reactor's next turn; safe from any thread.
@@ -53,36 +51,20 @@ class ReactorIOLoopFacade:
         """
         run = functools.partial(self._run, callback, args, kwargs)
         if threadable.isInIOThread():
-            self._track(_reactor_module().callLater(0, run))
+            self._track(self.reactor.callLater(0, run))
         else:
-            _reactor_module().callFromThread(run)
+            self.reactor.callFromThread(run)
 
+    add_callback_from_signal = add_callback
     spawn_callback = add_callback
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``callback`` after ``delay`` seconds; returns a handle for ``remove_timeout``."""
-        return self._track(
-            _reactor_module().callLater(max(0.0, delay), self._run, callback, args, kwargs)
-        )
-
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run ``callback`` at ``when`` (on the ``time()`` clock)."""
-        return self.call_later(when - self.time(), callback, *args, **kwargs)
-
-    def add_timeout(
-        self, deadline: float | datetime.timedelta, callback: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> Any:
-        """``call_at(deadline)``; a ``timedelta`` is relative to now."""
-        if isinstance(deadline, datetime.timedelta):
-            return self.call_later(deadline.total_seconds(), callback, *args, **kwargs)
-        if isinstance(deadline, (int, float)):
-            return self.call_at(deadline, callback, *args, **kwargs)
-        raise TypeError(f"Unsupported deadline {deadline!r}")
+        return self._track(self.reactor.callLater(max(0.0, delay), self._run, callback, args, kwargs))
 
     def remove_timeout(self, handle: Any) -> None:
         """Cancel a pending ``call_later``/``call_at``/``add_timeout``; a no-op once it ran."""
-        if handle.active():
-            handle.cancel()
+        super().remove_timeout(handle)
         self._calls.discard(handle)
 
     def run_sync(self, func: Callable[[], Any], timeout: float | None = None) -> Any:
@@ -99,9 +81,9 @@ class ReactorIOLoopFacade:
         def start() -> defer.Deferred[Any]:
             return ensure_deferred(func())
 
-        d = task.deferLater(_reactor_module(), 0, start)
+        d = task.deferLater(self.reactor, 0, start)
         if timeout is not None:
-            d.addTimeout(timeout, _reactor_module(), onTimeoutCancel=_timed_out)
+            d.addTimeout(timeout, self.reactor, onTimeoutCancel=_timed_out)
         return _reactor.wait_for(d)
 
     def close(self) -> None:
