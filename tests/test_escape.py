@@ -1,9 +1,10 @@
 """cyclone.escape against the outputs Tornado 6 gives for the same input."""
 
 import json
+import urllib.parse
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cyclone import escape
@@ -23,6 +24,7 @@ from cyclone.escape import (
     xhtml_escape,
     xhtml_unescape,
 )
+from cyclone.urlencoded import UrlencodedError
 
 
 @pytest.mark.parametrize(
@@ -407,3 +409,97 @@ def test_json_encode_refuses_what_json_cannot_carry():
     with pytest.raises((ValueError, RecursionError)):
         json_encode(circular)
     assert json_encode({"after": "errors"}) == '{"after": "errors"}'  # nothing left over
+
+
+# -- property tests: percent-decoding and query strings (hypothesis) ---------
+# Bounded runs for the normal suite; fuzz/urlencoded.py runs the same oracles
+# without a bound (see fuzz/README.rst).
+
+PROPERTY = settings(max_examples=200, deadline=None)
+
+# text biased towards escapes whole and cut, "+" and non-ASCII next to them
+_ESCAPE_TEXT_ATOMS = ["%", "%4", "%41", "%C3", "%A9", "%e2%82%ac", "%zz", "+", "&", "=", "a", "é", "€",
+                      "\x00", " "]
+escape_text = st.one_of(
+    st.text(max_size=60),
+    st.lists(st.sampled_from(_ESCAPE_TEXT_ATOMS), max_size=40).map("".join),
+)
+_QS_ATOMS = [b"%", b"%4", b"%41", b"%ff", b"%zz", b"+", b"&", b"&&", b"=", b"a", b"b", b"\xe9", b" ", b";"]
+qs_bytes = st.one_of(
+    st.binary(max_size=100),
+    st.lists(st.sampled_from(_QS_ATOMS), max_size=40).map(b"".join),
+)
+
+
+def _stdlib_parse_qs(qs, **kwargs):
+    """urllib.parse.parse_qs read byte for byte (latin-1), values as bytes;
+    ``ValueError`` where it raises."""
+    try:
+        parsed = urllib.parse.parse_qs(qs.decode("latin1"), encoding="latin1", **kwargs)
+    except ValueError:
+        return ValueError
+    return {name: [v.encode("latin1") for v in values] for name, values in parsed.items()}
+
+
+def _ours(qs, **kwargs):
+    try:
+        return parse_qs_bytes(qs, **kwargs)
+    except UrlencodedError:  # the documented ValueError
+        return ValueError
+
+
+@PROPERTY
+@given(escape_text)
+def test_property_url_unescape_equals_stdlib_on_text(text):
+    assert url_unescape(text) == urllib.parse.unquote_plus(text)
+    assert url_unescape(text, plus=False) == urllib.parse.unquote(text)
+    assert url_unescape(text, encoding="latin1") == urllib.parse.unquote_plus(text, encoding="latin1")
+    assert url_unescape(text, encoding=None, plus=False) == urllib.parse.unquote_to_bytes(text)
+    assert url_unescape(text, encoding=None) == urllib.parse.unquote_to_bytes(text.replace("+", " "))
+    assert url_unescape(text.encode("utf-8"), plus=False) == urllib.parse.unquote(text)
+
+
+@PROPERTY
+@given(qs_bytes)
+def test_property_url_unescape_bytes_equals_stdlib(data):
+    assert url_unescape(data, encoding=None, plus=False) == urllib.parse.unquote_to_bytes(data)
+    assert url_unescape(data, encoding=None) == urllib.parse.unquote_to_bytes(data.replace(b"+", b" "))
+
+
+@PROPERTY
+@given(st.text(max_size=60), st.sets(st.sampled_from(sorted(set("/:;=&+?@!$'()*,~%")))))
+def test_property_url_unescape_undoes_quote(text, safe):
+    safe = "".join(safe - {"%"})  # a literal "%" is not quoted: it would not round-trip
+    assert url_unescape(urllib.parse.quote(text, safe=safe), plus=False) == text
+    assert url_unescape(urllib.parse.quote_plus(text, safe=safe.replace("+", ""))) == text
+    assert url_unescape(urllib.parse.quote(text, safe=safe), encoding=None, plus=False) == text.encode()
+
+
+@PROPERTY
+@given(qs_bytes, st.booleans(), st.booleans(), st.none() | st.integers(0, 12))
+def test_property_parse_qs_bytes_equals_stdlib(qs, keep_blank_values, strict_parsing, max_num_fields):
+    kwargs = {"keep_blank_values": keep_blank_values, "strict_parsing": strict_parsing,
+              "max_num_fields": max_num_fields}
+    expected = _stdlib_parse_qs(qs, **kwargs)
+    assert _ours(qs, **kwargs) == expected
+    # a str is read as latin-1 when it can be
+    assert _ours(qs.decode("latin1"), **kwargs) == expected
+
+
+@PROPERTY
+@given(st.text(max_size=60), st.none() | st.integers(0, 12))
+def test_property_parse_qs_bytes_on_any_text(text, max_num_fields):
+    # never raises without a limit, nor anything but the documented error with one
+    result = parse_qs_bytes(text, keep_blank_values=True)
+    try:
+        data = text.encode("latin1")
+    except UnicodeEncodeError:
+        data = text.encode("utf-8")  # other characters: read as UTF-8
+    assert result == parse_qs_bytes(data, keep_blank_values=True)
+    assert all(isinstance(v, bytes) for values in result.values() for v in values)
+    fields = text.count("&") + 1 if text else 0  # as urllib.parse: "" holds no field
+    if max_num_fields is not None and fields > max_num_fields:
+        with pytest.raises(UrlencodedError, match=f"more than {max_num_fields} fields"):
+            parse_qs_bytes(text, max_num_fields=max_num_fields)
+    else:
+        assert parse_qs_bytes(text, True, max_num_fields=max_num_fields) == result

@@ -8,12 +8,16 @@ and in CPU time within a small multiple of a plain form of the same size
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 import tracemalloc
 import urllib.parse
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cyclone import urlencoded
 from cyclone.escape import parse_qs_bytes, url_unescape
@@ -231,3 +235,105 @@ def test_no_single_feed_holds_the_caller():
     steps.append(time.process_time() - start)
     assert result["a"] == [b"A" * ((len(data) - 2) // 3)]
     assert max(steps) <= 10 * sum(steps) / len(pieces) + 0.005
+
+
+# -- property tests (hypothesis) ----------------------------------------------
+# Bounded runs for the normal suite; fuzz/urlencoded.py runs the same oracles
+# without a bound (see fuzz/README.rst).
+
+PROPERTY = settings(max_examples=200, deadline=None)
+
+# bytes biased towards what the decoders branch on: escapes whole and cut,
+# separators, "+" and non-ASCII
+_QS_ATOMS = [b"%", b"%4", b"%41", b"%e2%82%ac", b"%zz", b"%%", b"+", b"&", b"=", b"a", b"Z", b"0",
+             b"f", b"\xff", b" ", b";"]
+qs_bytes = st.one_of(
+    st.binary(max_size=120),
+    st.lists(st.sampled_from(_QS_ATOMS), max_size=50).map(b"".join),
+)
+
+
+def pieces_of(data, cuts):
+    """``data`` cut at the positions ``cuts`` (clamped, sorted)."""
+    bounds = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in itertools.pairwise(bounds)] or [data]
+
+
+@PROPERTY
+@given(qs_bytes, st.integers(3, 40))  # a slice holds at least one whole escape
+def test_property_unquote_bytes_equals_stdlib(data, slice_size):
+    expected = urllib.parse.unquote_to_bytes(data)
+    assert unquote_bytes(data) == expected
+    # and the same with the input cut into slices of any size
+    with mock.patch.object(urlencoded, "_SLICE", slice_size):
+        assert unquote_bytes(data) == expected
+
+
+@PROPERTY
+@given(st.binary(max_size=120), st.sets(st.sampled_from(sorted(set("/:;=&+?@!$'()*,~ ")))))
+def test_property_unquote_bytes_undoes_quote(data, safe):
+    quoted = urllib.parse.quote_from_bytes(data, safe="".join(safe))
+    assert unquote_bytes(quoted.encode("ascii")) == data
+
+
+@PROPERTY
+@given(qs_bytes, st.lists(st.integers(0, 130), max_size=8), st.booleans(), st.booleans())
+def test_property_form_in_pieces_equals_stdlib(data, cuts, keep_blank_values, strict_parsing):
+    try:
+        expected = stdlib_qs(data, keep_blank_values, strict_parsing)
+    except ValueError:
+        expected = ValueError
+    try:
+        whole = parse_urlencoded(data, keep_blank_values=keep_blank_values, strict_parsing=strict_parsing)
+    except UrlencodedError:
+        whole = ValueError
+    assert whole == expected
+    parser = UrlencodedParser(keep_blank_values=keep_blank_values, strict_parsing=strict_parsing)
+    try:
+        for piece in pieces_of(data, cuts):
+            parser.feed(piece)
+        fed = parser.close()
+    except UrlencodedError:
+        fed = ValueError
+    assert fed == expected
+
+
+@PROPERTY
+@given(qs_bytes, st.integers(0, 12), st.lists(st.integers(0, 130), max_size=8))
+def test_property_max_fields_refuses_exactly_past_the_limit(data, max_fields, cuts):
+    fields = data.count(b"&") + 1 if data else 0  # as urllib.parse: b"" holds no field
+    unlimited = parse_urlencoded(data)
+    if fields > max_fields:
+        with pytest.raises(UrlencodedError):
+            parse_urlencoded(data, max_fields=max_fields)
+    else:
+        assert parse_urlencoded(data, max_fields=max_fields) == unlimited
+    # fed in pieces: the feed that passes the limit raises, not a later one
+    parser = UrlencodedParser(max_fields=max_fields)
+    seen = 0
+    for piece in pieces_of(data, cuts):
+        seen += piece.count(b"&")
+        if piece and seen + 1 > max_fields:
+            with pytest.raises(UrlencodedError):
+                parser.feed(piece)
+            with pytest.raises(UrlencodedError):
+                parser.close()
+            return
+        parser.feed(piece)
+    assert parser.close() == unlimited
+
+
+# -- found by the property tests ----------------------------------------------
+
+
+def test_empty_input_is_no_field_for_max_fields():
+    # as urllib.parse.parse_qs and Tornado: b"" holds no field, so even
+    # max_fields=0 accepts it (it used to count as one empty field)
+    assert urllib.parse.parse_qs("", max_num_fields=0) == {}
+    assert parse_urlencoded(b"", max_fields=0) == {}
+    assert parse_qs_bytes(b"", max_num_fields=0) == {}
+    parser = UrlencodedParser(max_fields=0)
+    parser.feed(b"")
+    assert parser.close() == {}
+    with pytest.raises(UrlencodedError):
+        parse_urlencoded(b"a", max_fields=0)
