@@ -62,6 +62,11 @@ class HTTPOutputError(ValueError):
     (``cyclone.httputil.HTTPOutputError`` is this class)."""
 
 
+# the most bytes the parser slices at a time (see RequestParser.feed); the
+# server reads 64 KiB at a time, so what it feeds never spills
+_WINDOW = 65536
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Size limits of the request parser; each maps to a status when exceeded."""
@@ -388,11 +393,19 @@ class RequestParser:
         "_simple_head_max",
         "_check_field_size",
         "_valid_host",
+        "_spill",
+        "_spill_pos",
+        "_spilled",
     )
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self._limits = limits
         self._buf = b""
+        # bytes fed past _WINDOW wait here (chunks, an offset into the
+        # first, their total) until the parser needs them: see feed()
+        self._spill: list[bytes] = []
+        self._spill_pos = 0
+        self._spilled = 0
         self._state = _S_HEAD
         self._error: ProtocolError | None = None
         self._body_limit = limits.max_body_size
@@ -417,7 +430,7 @@ class RequestParser:
     @property
     def buffered(self) -> int:
         """Bytes held that have not been turned into events yet."""
-        return len(self._buf)
+        return len(self._buf) + self._spilled
 
     @property
     def in_body(self) -> bool:
@@ -434,10 +447,48 @@ class RequestParser:
         if self._state == _S_SWITCHED:
             raise RuntimeError("the parser stepped aside after switch_protocol()")
         if data:
-            if self._buf:
-                self._buf += data
-            else:  # bytes(data) only for a bytearray or memoryview
-                self._buf = data if type(data) is bytes else bytes(data)
+            if type(data) is not bytes:  # a bytearray or memoryview
+                data = bytes(data)
+            buf = self._buf
+            if self._spilled or len(buf) + len(data) > _WINDOW:
+                # Every event slices what follows it off the buffer: a buffer
+                # of n bytes would cost O(n) per event, O(n^2) in all. So the
+                # buffer takes at most _WINDOW bytes at a time; the rest
+                # waits until the parser runs out (_more).
+                self._spill.append(data)
+                self._spilled += len(data)
+                if len(buf) < _WINDOW:
+                    self._refill(_WINDOW - len(buf))
+            elif buf:
+                self._buf = buf + data
+            else:
+                self._buf = data
+
+    def _refill(self, size: int) -> None:
+        """Move up to ``size`` spilled bytes into the buffer."""
+        spill = self._spill
+        pieces = []
+        while size > 0 and spill:
+            first = spill[0]
+            pos = self._spill_pos
+            piece = first[pos : pos + size]
+            pieces.append(piece)
+            size -= len(piece)
+            self._spilled -= len(piece)
+            if pos + len(piece) >= len(first):
+                del spill[0]
+                self._spill_pos = 0
+            else:
+                self._spill_pos = pos + len(piece)
+        self._buf += b"".join(pieces)
+
+    def _more(self):
+        """``NEED_DATA``, unless spilled bytes remain: then move a window of
+        them into the buffer and go on parsing."""
+        if not self._spilled:
+            return NEED_DATA
+        self._refill(_WINDOW)
+        return self.next_event()
 
     def set_max_body_size(self, size: int) -> None:
         """Change the body size limit for the current request only."""
@@ -461,6 +512,9 @@ class RequestParser:
     def switch_protocol(self) -> bytes:
         """Step aside for another protocol; return the bytes buffered so far."""
         rest = self._buf
+        if self._spilled:
+            rest += b"".join(self._spill)[self._spill_pos :]
+            self._spill, self._spill_pos, self._spilled = [], 0, 0
         self._buf = b""
         self._state = _S_SWITCHED
         return rest
@@ -504,6 +558,7 @@ class RequestParser:
             self._error = ProtocolError(exc.status, exc.reason)
             self._state = _S_ERROR
             self._buf = b""
+            self._spill, self._spill_pos, self._spilled = [], 0, 0
             return self._error
 
     # -- head -----------------------------------------------------------------
@@ -539,8 +594,13 @@ class RequestParser:
             line_len = len(buf) - 1 if buf.endswith(b"\r") else len(buf)
         if line_len > limits.max_request_line:
             raise _Reject(414, "request line too long")
-        if eol >= 0 and len(buf) - eol - 2 > limits.max_header_size:
-            raise _Reject(431, "header block too large")
+        # the header block as the complete head measures it: without the
+        # part of its closing CRLF CRLF that has arrived
+        if eol >= 0:
+            tail = buf[-3:]
+            block_size = len(buf) - eol - 2 - (len(tail) - len(tail.rstrip(b"\r\n")))
+            if block_size > limits.max_header_size:
+                raise _Reject(431, "header block too large")
         # Scan only the bytes not scanned before, so byte-by-byte feeding stays linear.
         _check_line_ends(buf, self._scanned, "request head")
         self._scanned = max(len(buf) - 1, 0)
@@ -550,7 +610,7 @@ class RequestParser:
         error) goes to _read_head_general, so both agree on what is valid."""
         buf = self._buf
         if not buf:  # between requests of a keep-alive connection
-            return NEED_DATA
+            return self._more()
         # one call splits off the head (partition needs no argument parsing)
         head_bytes, blank_line, rest = buf.partition(b"\r\n\r\n")
         if not blank_line or len(head_bytes) > self._simple_head_max:
@@ -626,13 +686,13 @@ class RequestParser:
     def _read_head_general(self):
         """Any head: leading empty lines, partial heads, other forms, errors."""
         if self._buf[:1] in (b"\r", b"\n") and not self._skip_empty_lines():
-            return NEED_DATA
+            return self._more()
         buf = self._buf
         end = buf.find(b"\r\n\r\n")
         if end < 0:
             if buf:
                 self._check_incomplete_head()
-            return NEED_DATA
+            return self._more()
         limits = self._limits
         eol = buf.find(b"\r\n")
         request_line = buf[:eol]
@@ -797,7 +857,7 @@ class RequestParser:
         if self._body_seen == 0 and self._remaining > self._body_limit:
             raise _Reject(413, "request body too large")
         if not self._buf:
-            return NEED_DATA
+            return self._more()
         chunk = self._take_body_bytes()
         self._body_seen += len(chunk)
         if not self._remaining:
@@ -825,7 +885,7 @@ class RequestParser:
             buf = self._buf
             if state == _S_CHUNK_DATA:
                 if not buf:
-                    return NEED_DATA
+                    return self._more()
                 chunk = self._take_body_bytes()
                 if not self._remaining:
                     self._state = _S_CHUNK_CRLF
@@ -834,7 +894,7 @@ class RequestParser:
                 if len(buf) < 2:
                     if buf and buf != b"\r":
                         raise _Reject(400, "chunk data not followed by CRLF")
-                    return NEED_DATA
+                    return self._more()
                 if buf[:2] != b"\r\n":
                     raise _Reject(400, "chunk data not followed by CRLF")
                 self._buf = buf[2:]
@@ -848,7 +908,7 @@ class RequestParser:
                         raise _Reject(400, "chunk-size line too long")
                     if b"\r" in buf[:-1]:
                         raise _Reject(400, "bare CR in chunk-size line")
-                    return NEED_DATA
+                    return self._more()
                 if nl == 0 or buf[nl - 1] != 13:
                     raise _Reject(400, "bare LF in chunk-size line")
                 line = buf[: nl - 1]
@@ -880,7 +940,7 @@ class RequestParser:
             if buf and buf != b"\r":
                 if buf == b"\n":
                     raise _Reject(400, "bare LF after last chunk")
-            return NEED_DATA
+            return self._more()
         end = buf.find(b"\r\n\r\n")
         limits = self._limits
         if end < 0:
@@ -888,7 +948,7 @@ class RequestParser:
                 raise _Reject(431, "trailer section too large")
             _check_line_ends(buf, self._scanned, "trailer section")
             self._scanned = max(len(buf) - 1, 0)
-            return NEED_DATA
+            return self._more()
         block = buf[: end + 2]
         if len(block) - 2 > limits.max_header_size:
             raise _Reject(431, "trailer section too large")

@@ -728,7 +728,7 @@ def _decode_ext_value(value: str) -> str:
         try:
             if codecs.lookup(named).name in _EXT_VALUE_CHARSETS:
                 charset = named
-        except LookupError:
+        except (LookupError, ValueError):  # unknown, or a NUL or surrogate in the name
             pass
     return _unquote_text(text, charset, "replace")
 

@@ -38,7 +38,7 @@ from cyclone.httputil import (
 # _decode_ext_value.  A client cannot send one (the HTTP parser and part
 # headers refuse NUL); tolerated here so that a long run looks for other
 # bugs; set to False once it is fixed.
-TOLERATE_KNOWN_NUL_CHARSET_BUG = True
+TOLERATE_KNOWN_NUL_CHARSET_BUG = False  # fixed
 
 
 def _known_nul_charset_bug(exc: Exception, text) -> bool:

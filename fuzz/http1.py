@@ -58,7 +58,7 @@ HUGE = Limits(max_request_line=1 << 30, max_header_size=1 << 30, max_header_coun
 # whose header block is within 3 bytes of max_header_size gets a 431 when a
 # piece ends inside the CRLF CRLF that closes it.  Tolerated here so that a
 # long run looks for other bugs; set to False once it is fixed.
-TOLERATE_KNOWN_431_CUT_BUG = True
+TOLERATE_KNOWN_431_CUT_BUG = False  # fixed
 
 
 class Crash(AssertionError):

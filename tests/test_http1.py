@@ -1948,3 +1948,62 @@ def test_fast_head_path_agrees_with_the_general_path():
         if type(parser.next_event()) is RequestHead and not _CountingParser.general_calls:
             fast_heads += 1
     assert fast_heads > 150  # the inputs do reach the fast path (205 with this seed)
+
+
+# -- found by fuzz/http1.py -----------------------------------------------------
+
+
+def test_http1_header_block_near_the_limit_does_not_depend_on_the_cut():
+    from cyclone.http1 import Limits, ProtocolError, RequestHead, RequestParser
+
+    limits = Limits(max_header_size=30)
+    raw = b"GET / HTTP/1.1\r\nHost: h\r\nX: " + b"1" * 17 + b"\r\n\r\n"  # a block of 29 bytes
+    whole = RequestParser(limits)
+    whole.feed(raw)
+    assert isinstance(whole.next_event(), RequestHead)
+    for cut in (len(raw) - 3, len(raw) - 2, len(raw) - 1):
+        parser = RequestParser(limits)
+        parser.feed(raw[:cut])
+        first = parser.events()
+        parser.feed(raw[cut:])
+        events = first + parser.events()
+        assert not any(isinstance(e, ProtocolError) for e in events), (cut, events)
+        assert isinstance(events[0], RequestHead)
+
+
+@pytest.mark.parametrize("stream, count", [
+    pytest.param(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", 1_800, id="pipelined-requests"),
+    pytest.param(b"1\r\na\r\n", 2_000, id="one-byte-chunks"),
+])
+def test_http1_what_is_fed_at_once_parses_in_linear_time(stream, count):
+    import time
+
+    from cyclone.http1 import NEED_DATA, PAUSED, ProtocolError, RequestParser
+
+    head = b"" if stream.startswith(b"GET") else (
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+    tail = b"" if not head else b"0\r\n\r\n"
+
+    def parse_all(data):
+        parser = RequestParser()
+        parser.feed(data)
+        while True:
+            event = parser.next_event()
+            assert not isinstance(event, ProtocolError), event
+            if event is NEED_DATA:
+                return
+            if event is PAUSED:
+                parser.start_next_request()
+
+    def cpu(n):
+        data = head + stream * n + tail
+        best = float("inf")
+        for _ in range(2):
+            start = time.process_time()
+            parse_all(data)
+            best = min(best, time.process_time() - start)
+        return best
+
+    small = cpu(count)
+    large = cpu(16 * count)  # 16 times as much: about 16 times the time if linear
+    assert large <= 40 * small + 0.01, large / max(small, 1e-9)

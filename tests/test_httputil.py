@@ -1202,16 +1202,6 @@ def test_rfc8187_charset_that_cannot_decode_raises_only_http_input_error(charset
         pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="bug: httputil._decode_ext_value calls codecs.lookup() on the RFC 8187 charset and "
-    "catches only LookupError; a charset name with a NUL raises ValueError ('embedded null "
-    "character'; a lone surrogate, UnicodeEncodeError) out of parse_body_arguments and "
-    "_parse_header. Not reachable from the network (the HTTP parser and multipart part headers "
-    "refuse NUL), but parse_body_arguments(content_type, ...) is public and documented to raise "
-    "only HTTPInputError",
-)
 @pytest.mark.parametrize("charset", ["a\x00b", "utf-8\x00"])
 def test_rfc8187_charset_name_codecs_cannot_look_up(charset):
     assert _parse_header(f"form-data; name*={charset}''%61")[1] == {"name": "a"}
