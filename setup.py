@@ -136,6 +136,8 @@ setup(
             "pytest-twisted>=1.14",
             "hypothesis>=6.100",
             "treq>=23.11",
+            "websockets>=13.0",
+            "wsproto>=1.2",
         ],
     },
     entry_points={
