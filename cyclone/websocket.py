@@ -122,6 +122,7 @@ class WebSocketProtocol(protocol.Protocol):
         self.close_reason: str | None = None
         self._queue: collections.deque = collections.deque()
         self._busy = True  # open() runs first
+        self._stopped = False  # the handler failed: deliver nothing more
         self._close_sent = False
         self._close_received = False
         self._discarding = False  # after a protocol error: read and drop until the peer closes
@@ -327,6 +328,8 @@ class WebSocketProtocol(protocol.Protocol):
         while queue and not self._busy:
             event = queue.popleft()
             kind = type(event)
+            if self._stopped and kind is not wc.Close:
+                continue
             try:
                 if kind is wc.Message:
                     result = handler.on_message(event.data)
@@ -360,7 +363,7 @@ class WebSocketProtocol(protocol.Protocol):
         d.addCallbacks(self._handler_done, self._handler_errback)
 
     def _handler_done(self, _: Any) -> None:
-        if self._lost:
+        if self._lost or self._stopped:
             return
         self._resume_reading()
         self._busy = False
@@ -380,8 +383,9 @@ class WebSocketProtocol(protocol.Protocol):
         self._internal_error()
 
     def _internal_error(self) -> None:
-        self._queue.clear()
-        self._busy = True
+        # no more messages for the handler; the peer's close frame is still awaited
+        self._stopped = True
+        self._busy = False
         if not self._lost:
             self._resume_reading()
             self.close(wc.INTERNAL_ERROR, "internal error")
