@@ -139,6 +139,8 @@ setup(
             # tests/test_porting.py runs one application under Tornado and
             # under cyclone: the judge of "moves over by changing imports"
             "tornado==6.6",
+            # a WebSocket client we did not write, for tests/test_websocket.py
+            "websockets>=13.0",
         ],
     },
     entry_points={
