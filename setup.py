@@ -141,6 +141,10 @@ setup(
             "tornado==6.6",
             # a WebSocket client we did not write, for tests/test_websocket.py
             "websockets>=13.0",
+            # tests/test_websocket_demos.py drives the demos in headless Chromium;
+            # it launches the system's browser (Debian's chromium, .ci/run installs
+            # it), so "playwright install" and its browser downloads are not needed
+            "playwright>=1.40",
         ],
     },
     entry_points={
