@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--address", default="127.0.0.1", help="interface (default 127.0.0.1)")
     parser.add_argument("--history", type=int, default=50, help="messages kept for newcomers (default 50)")
     options = parser.parse_args(argv)
+    if options.history < 0:
+        parser.error("--history must be 0 or more")
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
     reactor.listenTCP(options.port, make_app(options.history), interface=options.address)
     print(f"chat demo on http://{options.address}:{options.port}/", flush=True)
