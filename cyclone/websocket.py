@@ -65,7 +65,8 @@ from cyclone.concurrent import ensure_deferred
 from cyclone.escape import json_encode
 from cyclone.httpserver import StreamClosedError
 
-__all__ = ["WebSocketHandler", "WebSocketProtocol", "WebSocketClosedError", "WebSocketError"]
+__all__ = ["WebSocketHandler", "WebSocketProtocol", "WebSocketClosedError", "WebSocketError", "websocket_connect",
+           "WebSocketClientConnection", "WebSocketHandshakeError", "WebSocketTimeoutError"]
 
 gen_log = logging.getLogger("cyclone.general")
 app_log = logging.getLogger("cyclone.application")
@@ -687,3 +688,16 @@ class WebSocketHandler(web.RequestHandler):
             self.ws_connection.close(wc.INTERNAL_ERROR, "internal error")
             return
         super().send_error(status_code, **kwargs)
+
+
+_CLIENT_NAMES = frozenset({"websocket_connect", "WebSocketClientConnection", "WebSocketHandshakeError",
+                           "WebSocketTimeoutError"})
+
+
+def __getattr__(name: str) -> Any:
+    # the client lives in cyclone.websocket_client (which imports this module)
+    if name in _CLIENT_NAMES:
+        from cyclone import websocket_client
+
+        return getattr(websocket_client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
