@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import socket
 import threading
 import types
@@ -709,3 +710,72 @@ def test_1009_against_websockets_library(websockets_server):
     assert (yield conn.read_message()) is None
     yield poll_until(lambda: seen)
     assert seen == [1009]
+
+
+# -- the Autobahn fuzzingserver client ------------------------------------------------------------------
+
+
+class FakeFuzzingServer(WebSocketHandler):
+    """Autobahn's fuzzingserver protocol, in miniature: /getCaseCount says 3,
+    /runCase sends a few messages and closes once they are echoed (case 2
+    refuses the handshake), /updateReports closes at once."""
+
+    def initialize(self, rec):
+        self.rec = rec
+
+    def get_compression_options(self):
+        return {}
+
+    def prepare(self):
+        if self.request.path == "/runCase" and self.get_argument("case") == "2":
+            self.rec.events.append(("refused", 2))
+            raise web.HTTPError(400)
+
+    def open(self):
+        path = self.request.path
+        self.rec.events.append((path, dict(self.request.query_arguments and {
+            k: self.get_argument(k) for k in self.request.query_arguments})))
+        if path == "/getCaseCount":
+            self.write_message("3")
+            self.close()
+        elif path == "/runCase":
+            self.rec.events.append(("deflate", self.ws_connection.codec.deflate is not None))
+            self.expected = ["hello", b"\x00\x01", "z" * 100_000]
+            for message in self.expected:
+                self.write_message(message, binary=isinstance(message, bytes))
+        else:
+            self.close()
+
+    def on_message(self, message):
+        self.rec.events.append(("echo", message if len(message) < 100 else len(message)))
+        if message == self.expected[-1]:
+            self.close(1000)
+
+
+@inline
+def test_autobahn_client_script(listen):
+    import subprocess
+    import sys
+
+    rec = Recorder()
+    port = listen(web.Application([(r"/.*", FakeFuzzingServer, dict(rec=rec))]))
+
+    import cyclone
+
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(cyclone.__file__))))
+
+    def client():
+        return subprocess.run(
+            [sys.executable, "-m", "cyclone.websocket_autobahn_client", "--url", f"ws://127.0.0.1:{port}",
+             "--agent", "tester"], capture_output=True, text=True, timeout=60, env=env)
+
+    result = yield threads.deferToThread(client)
+    assert result.returncode == 0, result.stderr
+    assert "3 cases run, reports updated for tester" in result.stdout
+    assert "case 2/3" in result.stderr and "400" in result.stderr
+    paths = [e for e in rec.events if isinstance(e[0], str) and e[0].startswith("/")]
+    assert paths == [("/getCaseCount", {}), ("/runCase", {"case": "1", "agent": "tester"}),
+                     ("/runCase", {"case": "3", "agent": "tester"}), ("/updateReports", {"agent": "tester"})]
+    assert ("refused", 2) in rec.events
+    assert [e[1] for e in rec.events if e[0] == "echo"] == ["hello", b"\x00\x01", 100_000] * 2
+    assert [e[1] for e in rec.events if e[0] == "deflate"] == [True, True]
