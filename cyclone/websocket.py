@@ -42,6 +42,10 @@ WebSocketHandler must be called from the reactor thread; from another thread
 use ``reactor.callFromThread(handler.write_message, message)``.
 
 The frames are made and parsed by ``cyclone.websocket_codec``, a sans-IO codec.
+
+The client, ``websocket_connect(url)`` (a Deferred of a
+``WebSocketClientConnection`` with Tornado's client API), lives in
+``cyclone.websocket_client`` and is importable from here too.
 """
 
 from __future__ import annotations

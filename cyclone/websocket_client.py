@@ -276,8 +276,6 @@ class WebSocketClientConnection:
         self.protocol: WebSocketClientProtocol | None = None
         self.headers: HTTPHeaders | None = None
         self.selected_subprotocol: str | None = None
-        self.close_code: int | None = None
-        self.close_reason: str | None = None
         self.max_message_size = max_message_size
         self.ping_interval = ping_interval or None
         if ping_timeout is None:
@@ -297,6 +295,15 @@ class WebSocketClientConnection:
         self._timed_out = False
 
     # -- Tornado's API --------------------------------------------------------------------------
+
+    @property
+    def close_code(self) -> int | None:
+        """The code of the server's close frame (None: none yet, or none in it)."""
+        return self.protocol.close_code if self.protocol is not None else None
+
+    @property
+    def close_reason(self) -> str | None:
+        return self.protocol.close_reason if self.protocol is not None else None
 
     def read_message(self) -> defer.Deferred:
         """A Deferred of the next message (str or bytes), or of None once
@@ -378,10 +385,6 @@ class WebSocketClientConnection:
         if self._lost:
             return
         self._lost = True
-        ws = self.protocol
-        if ws is not None:
-            self.close_code = ws.close_code
-            self.close_reason = ws.close_reason
         self._room = None
         readers, self._readers = self._readers, deque()
         for d in readers:

@@ -128,6 +128,8 @@ def test_messages_before_read_message_are_kept(serve):
     url, rec = serve(greet=("one", b"two", "three"))
     conn = yield websocket_connect(url)
     yield poll_until(lambda: len(conn._messages) >= 1)
+    # one message waits unread: the client reads no further meanwhile
+    assert len(conn._messages) == 1 and conn.protocol._reading_paused
     assert (yield conn.read_message()) == "one"
     assert (yield conn.read_message()) == b"two"
     assert (yield conn.read_message()) == "three"
@@ -322,6 +324,14 @@ def test_extra_headers_and_request_object(serve):
     conn.close()
     yield rec.closed
     assert rec.events[0][1]["X-From"] == "request"
+
+    from cyclone.testing.httpclient import HTTPRequest
+
+    url, rec = serve()
+    conn = yield websocket_connect(HTTPRequest(url, headers={"X-From": "cyclone.testing"}))
+    conn.close()
+    yield rec.closed
+    assert rec.events[0][1]["X-From"] == "cyclone.testing"
 
     with pytest.raises(ValueError):
         websocket_connect(url, headers={"X-Bad": "a\r\nInjected: 1"})
@@ -533,17 +543,23 @@ def test_frames_right_after_the_101_are_read():
         events = []
         while not events or type(events[-1]) is not wc.Close:
             events += server.receive(sock.recv(65536))
+        got_close.append(events)
+        assert release.wait(10)
         return events  # and the server closes TCP first, as RFC 6455 says
 
+    got_close, release = [], threading.Event()
     port, served = raw_server(answer)
     conn = yield websocket_connect(f"ws://127.0.0.1:{port}/")
     assert (yield conn.read_message()) == "first"
     assert (yield conn.read_message()) == b"second"
-    assert (yield conn.read_message()) is None
+    last = conn.read_message()
+    yield poll_until(lambda: got_close)
+    assert type(got_close[0][-1]) is wc.Close and got_close[0][-1].code == 1000  # echoed
     assert (conn.close_code, conn.close_reason) == (1000, "done")
-    events = yield served
-    assert type(events[-1]) is wc.Close and events[-1].code == 1000  # echoed
-    yield poll_until(lambda: conn._lost)
+    assert not last.called and not conn._lost  # the client waits for the server to close TCP
+    release.set()
+    assert (yield last) is None
+    yield served
 
 
 # -- wss ------------------------------------------------------------------------------------------------
