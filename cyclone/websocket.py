@@ -42,6 +42,10 @@ WebSocketHandler must be called from the reactor thread; from another thread
 use ``reactor.callFromThread(handler.write_message, message)``.
 
 The frames are made and parsed by ``cyclone.websocket_codec``, a sans-IO codec.
+
+The client, ``websocket_connect(url)`` (a Deferred of a
+``WebSocketClientConnection`` with Tornado's client API), lives in
+``cyclone.websocket_client`` and is importable from here too.
 """
 
 from __future__ import annotations
@@ -65,7 +69,8 @@ from cyclone.concurrent import ensure_deferred
 from cyclone.escape import json_encode
 from cyclone.httpserver import StreamClosedError
 
-__all__ = ["WebSocketHandler", "WebSocketProtocol", "WebSocketClosedError", "WebSocketError"]
+__all__ = ["WebSocketHandler", "WebSocketProtocol", "WebSocketClosedError", "WebSocketError", "websocket_connect",
+           "WebSocketClientConnection", "WebSocketHandshakeError", "WebSocketTimeoutError"]
 
 gen_log = logging.getLogger("cyclone.general")
 app_log = logging.getLogger("cyclone.application")
@@ -110,6 +115,14 @@ class WebSocketProtocol(protocol.Protocol):
 
     It owns the transport once the HTTP connection handed it over after the
     ``101`` response, feeds what arrives to the codec and calls the handler.
+
+    The client (``cyclone.websocket_client``) runs the same frame loop, close
+    handshake and keepalive pings in a subclass; its "handler" is the
+    ``WebSocketClientConnection``. What a handler must offer: ``on_message``,
+    ``on_ping``, ``on_pong``, ``_connection_lost(reason)``, ``ping_interval``,
+    ``ping_timeout`` and ``_nodelay``; the ``_peer_name``, ``_summary``,
+    ``_can_half_close`` and ``_close_handshake_done`` methods are what a
+    subclass changes.
     """
 
     def __init__(self, handler: WebSocketHandler, codec: wc.Codec, clock: Any = None) -> None:
@@ -231,14 +244,31 @@ class WebSocketProtocol(protocol.Protocol):
             self._close_sent = True
             self.transport.write(self.codec.close(code, reason or ""))
         if self._close_received:
-            self._lose()
+            self._close_handshake_done()
         elif self._close_timer is None:
             self._close_timer = self.clock.callLater(CLOSE_TIMEOUT, self._close_timed_out)
 
+    # -- what differs between the two ends (cyclone.websocket_client overrides these) ---------------
+
+    def _peer_name(self) -> str:
+        """Who the peer is, for log lines."""
+        return f"WebSocket from {self.handler.request.remote_ip}"
+
+    def _summary(self) -> str:
+        """What this connection serves, for the application's error log."""
+        return self.handler._request_summary()
+
+    def _can_half_close(self) -> bool:
+        """May the write side be shut alone (not over TLS)?"""
+        return self.handler.request.protocol != "https"
+
+    def _close_handshake_done(self) -> None:
+        """Both close frames went: the server closes TCP (RFC 6455 §7.1.1)."""
+        self._lose()
+
     def _close_timed_out(self) -> None:
         self._close_timer = None
-        gen_log.info("WebSocket from %s: no close frame within %ss, dropping the connection",
-                     self.handler.request.remote_ip, CLOSE_TIMEOUT)
+        gen_log.info("%s: no close within %ss, dropping the connection", self._peer_name(), CLOSE_TIMEOUT)
         self._abort()
 
     def _lose(self) -> None:
@@ -263,8 +293,7 @@ class WebSocketProtocol(protocol.Protocol):
 
     def _fail(self, code: int, reason: str) -> None:
         """The peer broke the protocol: close with ``code``, drop what else it sends."""
-        gen_log.info("WebSocket protocol error from %s, closing with %d: %s",
-                     self.handler.request.remote_ip, code, reason)
+        gen_log.info("WebSocket protocol error (%s), closing with %d: %s", self._peer_name(), code, reason)
         self._discarding = True
         self._queue.clear()
         if not self._close_sent:
@@ -278,7 +307,7 @@ class WebSocketProtocol(protocol.Protocol):
             self.transport.resumeProducing()
         self.transport.unregisterProducer()
         lose_write = getattr(self.transport, "loseWriteConnection", None)
-        if lose_write is not None and self.handler.request.protocol != "https":
+        if lose_write is not None and self._can_half_close():
             lose_write()
         else:
             self.transport.loseConnection()
@@ -302,8 +331,7 @@ class WebSocketProtocol(protocol.Protocol):
     def _check_pong(self) -> None:
         self._pong_timer = None
         if self._awaiting_pong and not self._lost:
-            gen_log.info("WebSocket from %s: no pong within the ping timeout, closing",
-                         self.handler.request.remote_ip)
+            gen_log.info("%s: no pong within the ping timeout, closing", self._peer_name())
             if not self._close_sent:
                 self._close_sent = True
                 self.transport.write(self.codec.close(wc.GOING_AWAY, "ping timed out"))
@@ -373,13 +401,13 @@ class WebSocketProtocol(protocol.Protocol):
     def _handler_errback(self, reason: failure.Failure) -> None:
         if reason.check(StreamClosedError) and self._lost:
             return None
-        app_log.error("Uncaught exception in %s", self.handler._request_summary(),
+        app_log.error("Uncaught exception in %s", self._summary(),
                       exc_info=(reason.type, reason.value, reason.getTracebackObject()))
         self._internal_error()
         return None
 
     def _handler_failed(self) -> None:
-        app_log.error("Uncaught exception in %s", self.handler._request_summary(), exc_info=True)
+        app_log.error("Uncaught exception in %s", self._summary(), exc_info=True)
         self._internal_error()
 
     def _internal_error(self) -> None:
@@ -664,3 +692,16 @@ class WebSocketHandler(web.RequestHandler):
             self.ws_connection.close(wc.INTERNAL_ERROR, "internal error")
             return
         super().send_error(status_code, **kwargs)
+
+
+_CLIENT_NAMES = frozenset({"websocket_connect", "WebSocketClientConnection", "WebSocketHandshakeError",
+                           "WebSocketTimeoutError"})
+
+
+def __getattr__(name: str) -> Any:
+    # the client lives in cyclone.websocket_client (which imports this module)
+    if name in _CLIENT_NAMES:
+        from cyclone import websocket_client
+
+        return getattr(websocket_client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
