@@ -1926,8 +1926,15 @@ class RedirectHandler(RequestHandler):
         def where(url: str) -> tuple:
             return origin.redirect_target(url, scheme)[:2]
 
-        fixed = where(self._url.format(*("a" for _ in args), **{name: "a" for name in kwargs}))
-        other = where(self._url.format(*("b" for _ in args), **{name: "b" for name in kwargs}))
+        def filled_with(value: str) -> tuple:
+            return where(self._url.format(*(value for _ in args), **{name: value for name in kwargs}))
+
+        # Where the template leads whatever a plain segment fills it with;
+        # when the placeholder touches the host ("https://example.com{0}"),
+        # where it leads once the substitution starts a path
+        fixed, other = filled_with("a"), filled_with("b")
+        if fixed != other:
+            fixed, other = filled_with("/a"), filled_with("/b")
         if origin.has_control_characters(to_url) or not fixed == other == where(to_url):
             # the log line starts with Tornado's wording, which tests look for
             raise HTTPError(400, "Redirect URL cannot change the scheme or netloc: %r from %r",

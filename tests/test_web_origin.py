@@ -179,6 +179,7 @@ def slash_app():
         (r"/named/(?P<name>.*)", web.RedirectHandler, {"url": "/x/{name}?k=1"}),
         (r"/host/(.*)", web.RedirectHandler, {"url": "http://{0}.example/"}),
         (r"/ext/(.*)", web.RedirectHandler, {"url": "https://other.example/{0}"}),
+        (r"/moved(.*)", web.RedirectHandler, {"url": "https://example.com{0}"}),
         (r"/add(.*)", AddSlash),
         (r".*/", RemoveSlash),
         (r".*", AddSlash),
@@ -197,6 +198,12 @@ def slash_app():
     ("/host/a", 400, None),  # substitutions never fill in the host
     ("/ext/page", 301, "https://other.example/page"),  # a fixed external host is the template's
     ("/ext/..%2F..%2F", 301, "https://other.example/../../"),
+    # the placeholder right after the host: a path may follow, a host may not
+    ("/moved/x", 301, "https://example.com/x"),
+    ("/moved", 301, "https://example.com"),
+    ("/moved.evil.example/x", 400, None),
+    ("/moved@evil.example/", 400, None),
+    ("/moved:1@evil.example/", 400, None),
 ])
 @inline
 def test_redirect_handler_substitutions_cannot_change_scheme_or_host(listen, path, status, location):
