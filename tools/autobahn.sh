@@ -104,15 +104,20 @@ is_listening() {  # port
     fi
 }
 
+now_ms() {
+    local t=${EPOCHREALTIME//[.,]/}
+    echo $((t / 1000))
+}
+
 # Poll (bounded) until something listens on $1; fail early if process $2 died.
 wait_listening() {  # port pid what
-    local deadline=$((SECONDS + START_TIMEOUT))
+    local deadline=$(($(now_ms) + START_TIMEOUT * 1000))
     until is_listening "$1"; do
         if ! kill -0 "$2" 2>/dev/null; then
             log "$3 exited before listening on 127.0.0.1:$1"
             return 1
         fi
-        if ((SECONDS >= deadline)); then
+        if (($(now_ms) >= deadline)); then
             log "$3 not listening on 127.0.0.1:$1 after ${START_TIMEOUT} s"
             return 1
         fi
@@ -125,34 +130,42 @@ stop_group() {  # pid
     local pid=$1 deadline
     kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
     kill -TERM -- "-$pid" 2>/dev/null || true
-    deadline=$((SECONDS + STOP_TIMEOUT))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+    deadline=$(($(now_ms) + STOP_TIMEOUT * 1000))
+    while kill -0 "$pid" 2>/dev/null && (($(now_ms) < deadline)); do
         sleep 0.05
     done
     kill -KILL -- "-$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
 
-BACKGROUND_PID=
+BACKGROUND_PID= FOREGROUND_PID=
 cleanup() {
-    if [[ -n $BACKGROUND_PID ]]; then
-        stop_group "$BACKGROUND_PID"
-        BACKGROUND_PID=
-    fi
+    local pid
+    for pid in "$FOREGROUND_PID" "$BACKGROUND_PID"; do
+        [[ -n $pid ]] && stop_group "$pid"
+    done
+    FOREGROUND_PID= BACKGROUND_PID=
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Run "$@" with output to $log_file (and to stderr too with --verbose).
-run_logged() {  # log_file cmd...
-    local log_file=$1
+# Run "$@" under timeout (which makes its own process group) with output to
+# $log_file (and to stderr too with --verbose); return its exit status.
+# It runs in the background and is waited for, so that an interrupt reaches
+# the trap at once and cleanup can stop it.
+run_bounded() {  # log_file cmd...
+    local log_file=$1 rc=0
     shift
     if ((verbose)); then
-        "$@" > >(tee -a "$log_file" >&2) 2>&1
+        timeout -k 10 "$timeout" "$@" > >(tee -a "$log_file" >&2) 2>&1 </dev/null &
     else
-        "$@" >>"$log_file" 2>&1
+        timeout -k 10 "$timeout" "$@" >>"$log_file" 2>&1 </dev/null &
     fi
+    FOREGROUND_PID=$!
+    wait "$FOREGROUND_PID" || rc=$?
+    FOREGROUND_PID=
+    return "$rc"
 }
 
 start_background() {  # log_file cmd...
@@ -228,8 +241,7 @@ if [[ $mode == server ]]; then
         exit 2
     }
     log "server listening after $((SECONDS - started)) s; running wstest -m fuzzingclient"
-    run_logged "$outdir/wstest.log" timeout -k 10 "$timeout" \
-        "$WSTEST" -m fuzzingclient -s "$spec" || status=$?
+    run_bounded "$outdir/wstest.log" "$WSTEST" -m fuzzingclient -s "$spec" || status=$?
     if ! kill -0 "$BACKGROUND_PID" 2>/dev/null; then
         log "warning: the server exited during the run (see $outdir/testee.log)"
     fi
@@ -243,7 +255,7 @@ else
         exit 2
     }
     log "wstest listening after $((SECONDS - started)) s; running the client"
-    run_logged "$outdir/testee.log" timeout -k 10 "$timeout" "$@" || status=$?
+    run_bounded "$outdir/testee.log" "$@" || status=$?
     cleanup
     expected=$(sed -n 's/.*will run \([0-9]*\) test cases for any clients.*/\1/p' "$outdir/wstest.log" | head -n 1)
 fi
@@ -259,5 +271,5 @@ log "run took $((SECONDS - started)) s; logs: $outdir/wstest.log, $outdir/testee
 report_status=0
 "$PYTHON3" "$REPORT_PY" summary "$outdir/index.json" --agent "$agent" \
     --expect-cases "$expected" || report_status=$?
-log "HTML report: $outdir/index.html"
+[[ -f $outdir/index.html ]] && log "HTML report: $outdir/index.html"
 exit "$report_status"
