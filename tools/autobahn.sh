@@ -179,97 +179,105 @@ start_background() {  # log_file cmd...
     BACKGROUND_PID=$!
 }
 
-[[ $# -ge 1 ]] || { usage >&2; exit 2; }
-mode=$1
-shift
-case $mode in
-    server|client) ;;
-    setup) ensure_venv; exit 0 ;;
-    -h|--help|help) usage; exit 0 ;;
-    *) usage >&2; exit 2 ;;
-esac
-
-cases="*" exclude="" agent=testee outdir="" port=${AUTOBAHN_PORT:-} timeout=3600 verbose=0
-while [[ $# -gt 0 ]]; do
-    case $1 in
-        --cases) cases=${2:?--cases needs a value}; shift 2 ;;
-        --cases=*) cases=${1#*=}; shift ;;
-        --fast) cases=$FAST_CASES; shift ;;
-        --exclude) exclude=${2:?--exclude needs a value}; shift 2 ;;
-        --exclude=*) exclude=${1#*=}; shift ;;
-        --agent) agent=${2:?--agent needs a value}; shift 2 ;;
-        --agent=*) agent=${1#*=}; shift ;;
-        --outdir) outdir=${2:?--outdir needs a value}; shift 2 ;;
-        --outdir=*) outdir=${1#*=}; shift ;;
-        --port) port=${2:?--port needs a value}; shift 2 ;;
-        --port=*) port=${1#*=}; shift ;;
-        --timeout) timeout=${2:?--timeout needs a value}; shift 2 ;;
-        --timeout=*) timeout=${1#*=}; shift ;;
-        --verbose|-v) verbose=1; shift ;;
-        --) shift; break ;;
-        -h|--help) usage; exit 0 ;;
-        *) die "unknown option $1 (the command goes after --)" ;;
+# All of the run is in main, so that bash has read the whole of it before it
+# starts: editing or checking out this file during a (long) run cannot change
+# what the run does.
+main() {
+    [[ $# -ge 1 ]] || { usage >&2; exit 2; }
+    mode=$1
+    shift
+    case $mode in
+        server|client) ;;
+        setup) ensure_venv; exit 0 ;;
+        -h|--help|help) usage; exit 0 ;;
+        *) usage >&2; exit 2 ;;
     esac
-done
-[[ $# -gt 0 ]] || die "no command given after --"
-[[ $agent =~ ^[A-Za-z0-9._-]+$ ]] || die "--agent: letters, digits, . _ - only"
 
-ensure_venv
+    cases="*" exclude="" agent=testee outdir="" port=${AUTOBAHN_PORT:-} timeout=3600 verbose=0
+    while [[ $# -gt 0 ]]; do
+        case $1 in
+            --cases) cases=${2:?--cases needs a value}; shift 2 ;;
+            --cases=*) cases=${1#*=}; shift ;;
+            --fast) cases=$FAST_CASES; shift ;;
+            --exclude) exclude=${2:?--exclude needs a value}; shift 2 ;;
+            --exclude=*) exclude=${1#*=}; shift ;;
+            --agent) agent=${2:?--agent needs a value}; shift 2 ;;
+            --agent=*) agent=${1#*=}; shift ;;
+            --outdir) outdir=${2:?--outdir needs a value}; shift 2 ;;
+            --outdir=*) outdir=${1#*=}; shift ;;
+            --port) port=${2:?--port needs a value}; shift 2 ;;
+            --port=*) port=${1#*=}; shift ;;
+            --timeout) timeout=${2:?--timeout needs a value}; shift 2 ;;
+            --timeout=*) timeout=${1#*=}; shift ;;
+            --verbose|-v) verbose=1; shift ;;
+            --) shift; break ;;
+            -h|--help) usage; exit 0 ;;
+            *) die "unknown option $1 (the command goes after --)" ;;
+        esac
+    done
+    [[ $# -gt 0 ]] || die "no command given after --"
+    [[ $agent =~ ^[A-Za-z0-9._-]+$ ]] || die "--agent: letters, digits, . _ - only"
 
-outdir=${outdir:-$TOOLS_DIR/autobahn-reports/${mode}}
-mkdir -p "$outdir"
-outdir=$(cd "$outdir" && pwd)
-# Remove what an earlier run wrote, so a stale report is never read.
-rm -f "$outdir"/index.json "$outdir"/index.html "$outdir"/*_case_*.json "$outdir"/*_case_*.html \
-      "$outdir"/spec.json "$outdir"/wstest.log "$outdir"/testee.log
-port=${port:-$(free_port)}
-url="ws://127.0.0.1:$port"
-spec=$outdir/spec.json
-"$PYTHON3" "$REPORT_PY" spec "$mode" --url "$url" --outdir "$outdir" \
-    --cases "$cases" --exclude "$exclude" --agent "$agent" -o "$spec"
-export PORT=$port AUTOBAHN_URL=$url AUTOBAHN_AGENT=$agent
+    ensure_venv
 
-log "$mode mode, cases: $cases${exclude:+ (excluding $exclude)}; $url; reports in $outdir"
-started=$SECONDS
-status=0
+    outdir=${outdir:-$TOOLS_DIR/autobahn-reports/${mode}}
+    mkdir -p "$outdir"
+    outdir=$(cd "$outdir" && pwd)
+    # Remove what an earlier run wrote, so a stale report is never read.
+    rm -f "$outdir"/index.json "$outdir"/index.html "$outdir"/*_case_*.json "$outdir"/*_case_*.html \
+          "$outdir"/spec.json "$outdir"/wstest.log "$outdir"/testee.log
+    port=${port:-$(free_port)}
+    url="ws://127.0.0.1:$port"
+    spec=$outdir/spec.json
+    "$PYTHON3" "$REPORT_PY" spec "$mode" --url "$url" --outdir "$outdir" \
+        --cases "$cases" --exclude "$exclude" --agent "$agent" -o "$spec"
+    export PORT=$port AUTOBAHN_URL=$url AUTOBAHN_AGENT=$agent
 
-if [[ $mode == server ]]; then
-    # The testee is the server: start it, then run wstest as the fuzzing client.
-    start_background "$outdir/testee.log" "$@"
-    wait_listening "$port" "$BACKGROUND_PID" "the server" || {
-        tail -n 20 "$outdir/testee.log" >&2
-        exit 2
-    }
-    log "server listening after $((SECONDS - started)) s; running wstest -m fuzzingclient"
-    run_bounded "$outdir/wstest.log" "$WSTEST" -m fuzzingclient -s "$spec" || status=$?
-    if ! kill -0 "$BACKGROUND_PID" 2>/dev/null; then
-        log "warning: the server exited during the run (see $outdir/testee.log)"
+    log "$mode mode, cases: $cases${exclude:+ (excluding $exclude)}; $url; reports in $outdir"
+    started=$SECONDS
+    status=0
+
+    if [[ $mode == server ]]; then
+        # The testee is the server: start it, then run wstest as the fuzzing client.
+        start_background "$outdir/testee.log" "$@"
+        wait_listening "$port" "$BACKGROUND_PID" "the server" || {
+            tail -n 20 "$outdir/testee.log" >&2
+            exit 2
+        }
+        log "server listening after $((SECONDS - started)) s; running wstest -m fuzzingclient"
+        run_bounded "$outdir/wstest.log" "$WSTEST" -m fuzzingclient -s "$spec" || status=$?
+        if ! kill -0 "$BACKGROUND_PID" 2>/dev/null; then
+            log "warning: the server exited during the run (see $outdir/testee.log)"
+        fi
+        cleanup
+        expected=$(sed -n 's/.*will run \([0-9]*\) test cases against.*/\1/p' "$outdir/wstest.log" | head -n 1)
+    else
+        # The testee is the client: start wstest as the fuzzing server, run the client.
+        start_background "$outdir/wstest.log" "$WSTEST" -m fuzzingserver -s "$spec" --webport 0
+        wait_listening "$port" "$BACKGROUND_PID" "wstest fuzzingserver" || {
+            tail -n 20 "$outdir/wstest.log" >&2
+            exit 2
+        }
+        log "wstest listening after $((SECONDS - started)) s; running the client"
+        run_bounded "$outdir/testee.log" "$@" || status=$?
+        cleanup
+        expected=$(sed -n 's/.*will run \([0-9]*\) test cases for any clients.*/\1/p' "$outdir/wstest.log" | head -n 1)
     fi
-    cleanup
-    expected=$(sed -n 's/.*will run \([0-9]*\) test cases against.*/\1/p' "$outdir/wstest.log" | head -n 1)
-else
-    # The testee is the client: start wstest as the fuzzing server, run the client.
-    start_background "$outdir/wstest.log" "$WSTEST" -m fuzzingserver -s "$spec" --webport 0
-    wait_listening "$port" "$BACKGROUND_PID" "wstest fuzzingserver" || {
-        tail -n 20 "$outdir/wstest.log" >&2
-        exit 2
-    }
-    log "wstest listening after $((SECONDS - started)) s; running the client"
-    run_bounded "$outdir/testee.log" "$@" || status=$?
-    cleanup
-    expected=$(sed -n 's/.*will run \([0-9]*\) test cases for any clients.*/\1/p' "$outdir/wstest.log" | head -n 1)
-fi
 
-if ((status == 124 || status == 137)); then
-    log "timed out after $timeout s (--timeout)"
-elif ((status != 0)); then
-    log "warning: $([[ $mode == server ]] && echo wstest || echo the client) exited with status $status"
-fi
-log "run took $((SECONDS - started)) s; logs: $outdir/wstest.log, $outdir/testee.log"
-[[ -n $expected ]] || die "wstest did not say how many cases it would run (see $outdir/wstest.log)"
+    if ((status == 124 || status == 137)); then
+        log "timed out after $timeout s (--timeout)"
+    elif ((status != 0)); then
+        log "warning: $([[ $mode == server ]] && echo wstest || echo the client) exited with status $status"
+    fi
+    log "run took $((SECONDS - started)) s; logs: $outdir/wstest.log, $outdir/testee.log"
+    [[ -n $expected ]] || die "wstest did not say how many cases it would run (see $outdir/wstest.log)"
 
-report_status=0
-"$PYTHON3" "$REPORT_PY" summary "$outdir/index.json" --agent "$agent" \
-    --expect-cases "$expected" || report_status=$?
-[[ -f $outdir/index.html ]] && log "HTML report: $outdir/index.html"
-exit "$report_status"
+    report_status=0
+    "$PYTHON3" "$REPORT_PY" summary "$outdir/index.json" --agent "$agent" \
+        --expect-cases "$expected" || report_status=$?
+    [[ -f $outdir/index.html ]] && log "HTML report: $outdir/index.html"
+    exit "$report_status"
+}
+
+main "$@"
+exit $?
