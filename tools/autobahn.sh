@@ -245,7 +245,7 @@ main() {
             exit 2
         }
         log "server listening after $((SECONDS - started)) s; running wstest -m fuzzingclient"
-        run_bounded "$outdir/wstest.log" "$WSTEST" -m fuzzingclient -s "$spec" || status=$?
+        run_bounded "$outdir/wstest.log" env PYTHONUNBUFFERED=1 "$WSTEST" -m fuzzingclient -s "$spec" || status=$?
         if ! kill -0 "$BACKGROUND_PID" 2>/dev/null; then
             log "warning: the server exited during the run (see $outdir/testee.log)"
         fi
@@ -253,7 +253,7 @@ main() {
         expected=$(sed -n 's/.*will run \([0-9]*\) test cases against.*/\1/p' "$outdir/wstest.log" | head -n 1)
     else
         # The testee is the client: start wstest as the fuzzing server, run the client.
-        start_background "$outdir/wstest.log" "$WSTEST" -m fuzzingserver -s "$spec" --webport 0
+        start_background "$outdir/wstest.log" env PYTHONUNBUFFERED=1 "$WSTEST" -m fuzzingserver -s "$spec" --webport 0
         wait_listening "$port" "$BACKGROUND_PID" "wstest fuzzingserver" || {
             tail -n 20 "$outdir/wstest.log" >&2
             exit 2
