@@ -255,9 +255,13 @@ class _Overrides:
     no-op defaults saved nothing measurable, and looking in the instance's
     ``__dict__`` costs ~10,000 instructions a request: it turns CPython's
     inline attribute values into a dict). The ETag hooks (``compute_etag``,
-    ``set_etag_header``, ``check_etag_header``) and the helpers of
-    ``set_header`` are looked up on the class only: calling them on every
-    request would cost ~4% of a small response.
+    ``set_etag_header``, ``check_etag_header``) are called when the class
+    replaces them, or, for a class with an ``initialize()`` (where Tornado
+    code assigns hooks), when the methods found through the instance are not
+    the defaults (``_etag_hooks_on_instance``, ~3,600 instructions, so not
+    for every class); calling them on every request would cost ~4% of a
+    small response. The helpers of ``set_header`` are looked up on the class
+    only.
     """
 
     __slots__ = ("etag", "header_checks", "initialize", "owner")
@@ -723,7 +727,8 @@ class RequestHandler:
             method = request.method
             headers_dict = self._headers._as_list
             if status == 200 and (method == "GET" or method == "HEAD") and "Etag" not in headers_dict:
-                if self._overrides.etag:
+                overrides = self._overrides
+                if overrides.etag or (overrides.initialize and self._etag_hooks_on_instance()):
                     self._set_computed_etag()
                     not_modified = self.check_etag_header()
                 else:
@@ -970,6 +975,18 @@ class RequestHandler:
         self._finished = True
         return connection.detach(protocol)
 
+    def _etag_hooks_on_instance(self) -> bool:
+        # an ETag hook assigned on the instance (self.compute_etag = f in
+        # initialize(), as Tornado allows): the bound methods found through
+        # the instance are the defaults' unless one was; cheaper than
+        # looking in __dict__ (see _Overrides)
+        defaults = _DEFAULT_METHODS
+        return (
+            getattr(self.compute_etag, "__func__", None) is not defaults["compute_etag"]
+            or getattr(self.check_etag_header, "__func__", None) is not defaults["check_etag_header"]
+            or getattr(self.set_etag_header, "__func__", None) is not defaults["set_etag_header"]
+        )
+
     def notifyFinish(self) -> defer.Deferred:
         """A Deferred fired when the response finished, or when the client went away."""
         return self.request.notifyFinish()
@@ -993,7 +1010,7 @@ class RequestHandler:
 
     def _set_computed_etag(self) -> None:
         # finish()'s automatic ETag; an overridden set_etag_header still runs
-        if type(self).set_etag_header is not RequestHandler.set_etag_header:
+        if getattr(self.set_etag_header, "__func__", None) is not _DEFAULT_METHODS["set_etag_header"]:
             self.set_etag_header()
             return
         etag = self.compute_etag()

@@ -352,6 +352,38 @@ def test_on_connection_close_assigned_on_the_instance_is_called(listen):
     assert events == ["held", "on_connection_close"]
 
 
+class InstanceEtagHooks(web.RequestHandler):
+    """The ETag hooks assigned in initialize()."""
+
+    def initialize(self, which):
+        if which == "compute":
+            self.compute_etag = lambda: '"from-the-instance"'
+        elif which == "check":
+            self.check_etag_header = lambda: events.append("check") or True
+        elif which == "set":
+            self.set_etag_header = lambda: self.set_header("Etag", '"set-on-instance"')
+
+    def get(self):
+        self.write("body")
+
+
+@pytest.mark.parametrize("which, status, etag", [
+    ("compute", 200, '"from-the-instance"'),
+    ("check", 304, None),  # the hook says the client's copy is current
+    ("set", 200, '"set-on-instance"'),
+])
+@inline
+def test_etag_hooks_assigned_on_the_instance_are_called(listen, which, status, etag):
+    port = listen(web.Application([("/e", InstanceEtagHooks, {"which": which})]))
+    data = yield exchange(port, request(b"GET", b"/e"))
+    [(got, headers, body)] = parse_responses(data)
+    assert got == status
+    if etag is not None:
+        assert (headers["Etag"], body) == (etag, b"body")
+    else:
+        assert body == b"" and events == ["check"]
+
+
 # -- the fast path against the plain path ---------------------------------------------------------
 
 # hooks a handler may assign on the instance (always called)
