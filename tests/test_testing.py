@@ -449,6 +449,104 @@ class HTTPSOptionsTest(AsyncHTTPSTestCase):
         self.assertEqual(self.fetch("/proto").body, b"https")
 
 
+class DefaultSSLOptionsTest(AsyncHTTPSTestCase):
+    def get_app(self):
+        return cyclone.web.Application([(r"/proto", ProtocolHandler)])
+
+    def test_default_ssl_options(self):
+        options = AsyncHTTPSTestCase.default_ssl_options()  # Tornado's static method
+        self.assertEqual(options, self.get_ssl_options())
+        self.assertEqual(set(options), {"certfile", "keyfile"})
+        response = self.fetch("/proto", validate_cert=True, ca_certs=options["certfile"])
+        self.assertEqual(response.body, b"https")
+
+
+class RouterAppTest(AsyncHTTPTestCase):
+    """get_app() may return what HTTPServer takes, not only a server factory."""
+
+    def get_app(self):
+        from cyclone.routing import RuleRouter
+
+        return RuleRouter([(r"/proto.*", cyclone.web.Application([(r"/proto", ProtocolHandler)]))])
+
+    def test_router_is_served(self):
+        from cyclone.httpserver import HTTPServer
+
+        self.assertIsInstance(self.http_server.factory, HTTPServer)
+        self.assertEqual(self.fetch("/proto").body, b"http")
+
+
+class BlockingFixturesTest(AsyncHTTPTestCase):
+    """fetch/wait block in setUp and in tearDown too, also after asynchronous
+    steps; tearDown runs before the cleanups that close the client."""
+
+    def get_app(self):
+        return cyclone.web.Application([(r"/proto", ProtocolHandler)])
+
+    def setUp(self):
+        super().setUp()
+        self.in_setup = self.fetch("/proto").body
+
+    def tearDown(self):
+        self.io_loop.call_later(0.01, self.stop, "stopped")
+        self.assertEqual(self.wait(), "stopped")
+        self.assertEqual(self.fetch("/proto").body, b"http")
+        super().tearDown()
+
+    def test_fetch_in_setup(self):
+        self.assertEqual(self.in_setup, b"http")
+
+    @defer.inlineCallbacks
+    def test_asynchronous_test_then_blocking_teardown(self):
+        yield task.deferLater(reactor, 0.01, lambda: None)
+        response = yield self.fetch("/proto")
+        self.assertEqual(response.body, b"http")
+
+
+class AwaitablesTest(AsyncTestCase):
+    def test_wait_for_takes_coroutines_and_done_futures(self):
+        import asyncio
+
+        async def answer():
+            return await task.deferLater(reactor, 0, lambda: 42)
+
+        self.assertEqual(self.wait_for(answer()), 42)
+        loop = asyncio.new_event_loop()
+        try:
+            future = loop.create_future()
+            future.set_result("done")
+            self.assertEqual(self.wait_for(future), "done")
+            failed = loop.create_future()
+            failed.set_exception(ValueError("boom"))
+            with self.assertRaises(ValueError):
+                self.wait_for(failed)
+        finally:
+            loop.close()
+
+    def test_pending_asyncio_future_without_its_loop_raises_at_once(self):
+        import asyncio
+
+        loop = asyncio.new_event_loop()
+        try:
+            started = reactor.seconds()
+            with self.assertRaises(RuntimeError) as caught:
+                self.wait_for(loop.create_future(), timeout=30)
+            self.assertLess(reactor.seconds() - started, 1)
+            self.assertIn("asyncio reactor", str(caught.exception))
+            with self.assertRaises(RuntimeError):
+                self.io_loop.run_sync(loop.create_future)
+        finally:
+            loop.close()
+
+    def test_run_sync_has_a_default_timeout(self):
+        from cyclone.testing import case
+
+        self.patch(case, "get_async_test_timeout", lambda: 0.05)
+        with self.assertRaises(TimeoutError) as caught:
+            self.io_loop.run_sync(defer.Deferred)
+        self.assertIn("0.05 seconds", str(caught.exception))
+
+
 class ExplicitTimeoutTest(AsyncTestCase):
     timeout = 42
 
@@ -1254,3 +1352,49 @@ def test_coroutines_are_asyncio_tasks_under_the_asyncio_reactor(tmp_path, runner
         assert "FAILED test_asyncio_sample.py::Sample::test_timeout_cancels_the_task" in output
     else:
         assert "FAILED (errors=1, successes=2)" in output, output
+
+
+TORNADO_CLIENT_SAMPLE = textwrap.dedent('''
+    import asyncio
+    import cyclone.web
+    from cyclone.testing import AsyncHTTPTestCase, gen_test
+
+    class Hello(cyclone.web.RequestHandler):
+        def get(self):
+            self.write("hello")
+
+    class Sample(AsyncHTTPTestCase):
+        def get_app(self):
+            return cyclone.web.Application([("/", Hello)])
+
+        def get_http_client(self):
+            from tornado.simple_httpclient import SimpleAsyncHTTPClient
+            return SimpleAsyncHTTPClient(force_instance=True)
+
+        def test_blocking_fetch(self):
+            self.assertEqual(self.fetch("/").body, b"hello")
+
+        @gen_test
+        async def test_awaited_fetch(self):
+            response = await self.http_client.fetch(self.get_url("/"))
+            self.assertEqual(response.body, b"hello")
+
+        def test_wait_for_a_future(self):
+            future = asyncio.get_event_loop().create_future()
+            self.io_loop.call_later(0.01, future.set_result, "set")
+            self.assertEqual(self.wait_for(future), "set")
+''')
+
+
+@pytest.mark.parametrize("runner", ["pytest", "trial"])
+def test_asyncio_futures_under_the_asyncio_reactor(tmp_path, runner):
+    """Tornado's own client returns asyncio futures: fetch waits for them."""
+    pytest.importorskip("tornado.simple_httpclient")
+    (tmp_path / "test_tornado_client.py").write_text(TORNADO_CLIENT_SAMPLE)
+    if runner == "pytest":
+        args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "--reactor=asyncio", "test_tornado_client.py"]
+    else:
+        args = ["-m", "twisted.trial", "--reactor=asyncio", "test_tornado_client"]
+    done = _run(args, tmp_path)
+    output = done.stdout + done.stderr
+    assert ("3 passed" if runner == "pytest" else "PASSED (successes=3)") in output, output

@@ -52,7 +52,19 @@ Inside the running reactor -- in callbacks, inside a ``gen_test``
 coroutine, after a ``yield`` of an ``@inlineCallbacks`` test, in
 pytest-twisted test functions -- nothing can block; there
 ``AsyncHTTPTestCase.fetch`` returns a Deferred, which the test yields or
-awaits. Client and server run in the same thread, so there are no threads
+awaits. ``setUp``, the test method, ``tearDown`` and the cleanups each
+start from the test runner, in that order (unittest's and Tornado's; trial
+runs cleanups before ``tearDown``), so a synchronous ``setUp`` or
+``tearDown`` may block, also after an asynchronous test method; only code
+that runs after a ``yield``/``await`` (in an ``@inlineCallbacks`` or
+``async def`` setUp or tearDown, and a test method following such a
+setUp) is inside the reactor, and gets the
+"cannot block inside the running reactor" error if it calls a blocking
+``fetch``/``wait``/``wait_for``: yield or await the Deferred there instead.
+``wait_for``, ``run_sync`` and ``gen_test`` take Deferreds, coroutines and
+asyncio futures; a pending asyncio future can only complete under Twisted's
+asyncio reactor (``--reactor=asyncio``), and waiting for one under another
+reactor raises RuntimeError at once. Client and server run in the same thread, so there are no threads
 and no sleeps, and every wait is bounded by ``get_async_timeout()``
 (``$ASYNC_TEST_TIMEOUT``, default 5 s).
 

@@ -71,19 +71,25 @@ class ReactorIOLoopFacade(IOLoop):
         """Call ``func`` on the reactor and block until what it returns is done.
 
         ``func`` may return a value, a Deferred or an awaitable (an ``async
-        def`` function or a ``gen.coroutine``). Raises ``TimeoutError``
-        after ``timeout`` seconds, and RuntimeError inside the running
-        reactor, where nothing can block.
+        def`` function or a ``gen.coroutine``), or an asyncio future under
+        Twisted's asyncio reactor. Raises ``TimeoutError`` after ``timeout``
+        seconds (default: ``$ASYNC_TEST_TIMEOUT`` or 5, so that nothing hangs
+        a test run), and RuntimeError inside the running reactor, where
+        nothing can block.
         """
         if not _reactor.can_block():
             raise RuntimeError("run_sync() cannot block inside the running reactor")
 
+        if timeout is None:
+            from cyclone.testing.case import get_async_test_timeout
+
+            timeout = get_async_test_timeout()
+
         def start() -> defer.Deferred[Any]:
-            return ensure_deferred(func())
+            return _reactor.as_deferred(func())
 
         d = task.deferLater(self.reactor, 0, start)
-        if timeout is not None:
-            d.addTimeout(timeout, self.reactor, onTimeoutCancel=_timed_out)
+        d.addTimeout(timeout, self.reactor, onTimeoutCancel=_timed_out)
         return _reactor.wait_for(d)
 
     def close(self) -> None:

@@ -32,7 +32,7 @@ from twisted.internet.interfaces import IProcessTransport
 from twisted.python.failure import Failure
 from twisted.trial import util as trial_util
 
-__all__ = ["can_block", "wait_for", "reactor_greenlet"]
+__all__ = ["as_deferred", "can_block", "wait_for", "reactor_greenlet"]
 
 _T = TypeVar("_T")
 _MISSING = object()
@@ -73,17 +73,25 @@ def can_block() -> bool:
     return not _reactor().running
 
 
-def wait_for(d: defer.Deferred[_T], timeout: float | None = None) -> _T:
+def wait_for(d: Any, timeout: float | None = None) -> Any:
     """Block until ``d`` fires; return its result or raise its failure.
 
+    ``d`` is a Deferred, a coroutine, or an asyncio future or other
+    awaitable (made a Deferred with ``cyclone.concurrent.ensure_deferred``).
     ``timeout`` (seconds) cancels ``d`` and raises ``TimeoutError`` when it
     has not fired in time. Raises ``RuntimeError`` inside the running reactor:
-    there the caller must ``yield``/``await`` the Deferred instead.
+    there the caller must ``yield``/``await`` the Deferred instead; and for a
+    pending asyncio future whose event loop does not run (any reactor but
+    Twisted's asyncio reactor), which could never complete.
     """
     if not can_block():
         raise RuntimeError(
-            "cannot block inside the running reactor; yield or await the Deferred instead"
+            "cannot block inside the running reactor (in a reactor callback, a gen_test "
+            "coroutine, or after a yield/await in an @inlineCallbacks or async def setUp, "
+            "test method or tearDown, or in a test method after such a setUp); yield or "
+            "await the Deferred instead"
         )
+    d = as_deferred(d)
     if timeout is not None:
         d.addTimeout(timeout, _reactor(), onTimeoutCancel=_timeout_error)
     if reactor_greenlet() is not None:
@@ -91,6 +99,35 @@ def wait_for(d: defer.Deferred[_T], timeout: float | None = None) -> _T:
 
         return pytest_twisted.blockon(d)
     return _run_reactor_until(d)
+
+
+def as_deferred(value: Any) -> defer.Deferred[Any]:
+    """``value`` (a Deferred, coroutine, asyncio future or other awaitable) as a Deferred.
+
+    A pending asyncio future of an event loop that does not run is refused
+    with RuntimeError at once: nothing would ever complete it.
+    """
+    import asyncio
+
+    from cyclone.concurrent import _asyncio_loop, ensure_deferred
+
+    if isinstance(value, defer.Deferred):
+        return value
+    if asyncio.isfuture(value):
+        if value.done():
+            # fromFuture would wait for a callback scheduled on the future's loop.
+            if value.cancelled():
+                return defer.fail(defer.CancelledError())
+            error = value.exception()
+            return defer.fail(error) if error is not None else defer.succeed(value.result())
+        loop = value.get_loop()
+        if loop is not _asyncio_loop() and not loop.is_running():
+            raise RuntimeError(
+                f"cannot wait for {value!r}: its asyncio event loop does not run, so it would "
+                "never complete; run the tests under Twisted's asyncio reactor "
+                "(pytest --reactor=asyncio, trial --reactor=asyncio)"
+            )
+    return ensure_deferred(value)
 
 
 def _timeout_error(result: Any, timeout: float) -> Failure:

@@ -182,8 +182,13 @@ class AsyncTestCase(_CollectSubclasses, trial_unittest.TestCase):
         """Seconds to wait for asynchronous work (``get_async_test_timeout()``)."""
         return get_async_test_timeout()
 
-    def wait_for(self, d: defer.Deferred[_T], timeout: float | None = None) -> _T:
+    def wait_for(self, d: Any, timeout: float | None = None) -> Any:
         """Block until ``d`` fires and return its result (or raise its failure).
+
+        ``d`` is a Deferred, a coroutine, or an asyncio future or other
+        awaitable. A pending asyncio future raises RuntimeError at once
+        unless the reactor is Twisted's asyncio reactor: no event loop of
+        its would run, so it would never complete.
 
         Raises TimeoutError after ``timeout`` (default ``get_async_timeout()``)
         seconds, and RuntimeError when called inside the running reactor,
@@ -270,6 +275,33 @@ class AsyncTestCase(_CollectSubclasses, trial_unittest.TestCase):
             self._cyclone_baseline = None
         return super().run(result)
 
+    def _runFixturesAndTest(self, result: Any) -> None:
+        """trial runs setUp, the test, cleanups and tearDown as one chain, so
+        whatever follows a step that waited asynchronously runs inside the
+        reactor, where ``fetch``/``wait`` cannot block. Here each phase starts
+        from the test runner -- setUp and the test method, then tearDown,
+        then the cleanups (unittest's and Tornado's order: ``tearDown`` can
+        still fetch before calling ``super().tearDown()``)."""
+        from twisted.internet import reactor
+
+        self._deprecateReactor(reactor)
+        self._timedOut = False
+        try:
+            try:
+                for phase in (self._deferSetUpAndRun, self._cyclone_tear_down, self._deferRunCleanups):
+                    d = defer.ensureDeferred(phase(result))
+                    d.addErrback(lambda failure: None)  # already reported to the result
+                    self._wait(d)
+            finally:
+                self._cleanUp(result)
+                self._classCleanUp(result)
+        finally:
+            self._undeprecateReactor(reactor)
+
+    async def _cyclone_tear_down(self, result: Any) -> None:
+        if self._twistedPrivateNeedsTearDown:
+            await self._deferTearDown(result)
+
     def _wait(self, d: defer.Deferred[Any], *args: Any, **kwargs: Any) -> None:
         greenlet = _reactor.reactor_greenlet()
         if greenlet is None or not _reactor.can_block():
@@ -304,8 +336,12 @@ class AsyncHTTPTestCase(AsyncTestCase):
     ``setUp`` starts it on a free port (``get_http_port()``, ``get_url(path)``)
     and creates ``self.http_client`` (an ``AsyncHTTPClient`` whose ``fetch``
     takes a URL or a path and returns a Deferred). Both are
-    closed by a cleanup registered in ``setUp`` (trial runs cleanups before
-    ``tearDown``). ``fetch(path, **kwargs)`` fetches from the app:
+    closed by a cleanup registered in ``setUp``; cyclone's test cases run
+    cleanups after ``tearDown`` (as unittest and Tornado do, unlike trial),
+    so ``tearDown`` may still fetch. ``get_app()`` may also return a
+    ``cyclone.routing.Router``, an ``httputil.HTTPServerConnectionDelegate``
+    or a callable: it is then served through ``cyclone.httpserver.HTTPServer``.
+    ``fetch(path, **kwargs)`` fetches from the app:
 
     * in a plain test method it blocks until the response is there and
       returns it, as Tornado's does (limit: ``get_async_timeout()``);
@@ -313,6 +349,11 @@ class AsyncHTTPTestCase(AsyncTestCase):
       ``@defer.inlineCallbacks`` test -- it cannot block and returns a
       Deferred. ``response = yield self.fetch(...)`` therefore works
       everywhere in such a test.
+
+    A ``get_http_client()`` whose ``fetch`` returns asyncio futures (such
+    as Tornado's own ``SimpleAsyncHTTPClient``) needs Twisted's asyncio
+    reactor; under another one waiting for such a future raises
+    RuntimeError at once.
     """
 
     __test__ = False
@@ -331,7 +372,10 @@ class AsyncHTTPTestCase(AsyncTestCase):
         yield self.http_server.stop()
 
     def get_app(self) -> Any:
-        """The ``cyclone.web.Application`` (or any server factory) to test."""
+        """What to serve: a ``cyclone.web.Application`` (or any Twisted server
+        factory), or what ``cyclone.httpserver.HTTPServer`` takes -- a
+        ``cyclone.routing.Router``, an ``httputil.HTTPServerConnectionDelegate``,
+        a callable taking the request."""
         raise NotImplementedError(f"{type(self).__name__} must define get_app()")
 
     def get_http_client(self) -> AsyncHTTPClient:
@@ -344,9 +388,13 @@ class AsyncHTTPTestCase(AsyncTestCase):
         return {}
 
     def get_http_server(self) -> Any:
-        """The factory to listen with: the app, or an ``HTTPServer`` around it."""
+        """The factory to listen with: a server factory ``get_app()`` returned
+        as it is (when there are no ``get_httpserver_options()``), anything
+        else in an ``HTTPServer(app, **self.get_httpserver_options())``."""
+        from twisted.internet.interfaces import IProtocolFactory
+
         options = self.get_httpserver_options()
-        if not options:
+        if not options and IProtocolFactory.providedBy(self._app):
             return self._app
         from cyclone.httpserver import HTTPServer
 
@@ -413,7 +461,14 @@ class AsyncHTTPSTestCase(AsyncHTTPTestCase):
 
     def get_ssl_options(self) -> Any:
         """``{"certfile": ..., "keyfile": ...}`` (PEM files), or a Twisted
-        server context factory such as ``twisted.internet.ssl.CertificateOptions``."""
+        server context factory such as ``twisted.internet.ssl.CertificateOptions``;
+        by default ``default_ssl_options()``."""
+        return self.default_ssl_options()
+
+    @staticmethod
+    def default_ssl_options() -> dict[str, Any]:
+        """``{"certfile": ..., "keyfile": ...}`` of the test's self-signed
+        certificate (for ``localhost``, ``127.0.0.1`` and ``::1``)."""
         return dict(zip(("certfile", "keyfile"), _self_signed_files()))
 
     def get_protocol(self) -> str:
