@@ -33,8 +33,9 @@ Differences from Tornado, all deliberate:
   on (Twisted's rule; a Tornado Future's cancel() does not reach the
   generator);
 * a number given to ``with_timeout`` is a delay in seconds, not an absolute
-  ``IOLoop.time()`` deadline (cyclone has no IOLoop); a ``timedelta`` means
-  the same in both;
+  ``IOLoop.time()`` deadline; a ``timedelta`` means the same in both, and so
+  does a number of at least 10**9 (a clock time: ``IOLoop.current().time() +
+  5`` is a deadline, as in Tornado);
 * ``TimeoutError`` is the builtin ``TimeoutError`` (which is what
   ``asyncio.TimeoutError`` and Tornado's ``gen.TimeoutError`` are on Python
   3.11+), not ``twisted.internet.defer.TimeoutError``.
