@@ -12,6 +12,7 @@ reactor), because the asyncio loop must be the one running.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import sys
 from typing import Any, Coroutine
@@ -132,12 +133,17 @@ class _CoroutineDriver:
 
     ``await deferred`` yields the Deferred; awaiting an asyncio future yields
     the future; ``asyncio.sleep(0)`` yields None (a plain scheduling point).
+
+    Every step runs in a copy of the ``contextvars`` context current when it
+    was started, as an asyncio Task's does: the coroutine sees what its
+    starter had set, and what it sets stays its own.
     """
 
-    __slots__ = ("coroutine", "deferred", "_waiting")
+    __slots__ = ("coroutine", "context", "deferred", "_waiting")
 
     def __init__(self, coroutine: Coroutine) -> None:
         self.coroutine = coroutine
+        self.context = contextvars.copy_context()
         self.deferred: defer.Deferred = defer.Deferred(self._cancel)
         self._waiting: defer.Deferred | None = None
         self._step(None, None)
@@ -151,12 +157,13 @@ class _CoroutineDriver:
 
     def _step(self, value: Any, error: failure.Failure | None) -> None:
         coroutine = self.coroutine
+        run_in_context = self.context.run
         while True:
             try:
                 if error is not None:
-                    yielded = error.throwExceptionIntoGenerator(coroutine)
+                    yielded = run_in_context(error.throwExceptionIntoGenerator, coroutine)
                 else:
-                    yielded = coroutine.send(value)
+                    yielded = run_in_context(coroutine.send, value)
             except StopIteration as stop:
                 self._waiting = None
                 if not self.deferred.called:  # cancelled, then caught and went on

@@ -33,8 +33,9 @@ Differences from Tornado, all deliberate:
   on (Twisted's rule; a Tornado Future's cancel() does not reach the
   generator);
 * a number given to ``with_timeout`` is a delay in seconds, not an absolute
-  ``IOLoop.time()`` deadline (cyclone has no IOLoop); a ``timedelta`` means
-  the same in both;
+  ``IOLoop.time()`` deadline; a ``timedelta`` means the same in both, and so
+  does a number of at least 10**9 (a clock time: ``IOLoop.current().time() +
+  5`` is a deadline, as in Tornado);
 * ``TimeoutError`` is the builtin ``TimeoutError`` (which is what
   ``asyncio.TimeoutError`` and Tornado's ``gen.TimeoutError`` are on Python
   3.11+), not ``twisted.internet.defer.TimeoutError``.
@@ -61,6 +62,7 @@ from cyclone.log import app_log
 
 __all__ = [
     "BadYieldError",
+    "Multi",
     "Return",
     "TimeoutError",
     "WaitIterator",
@@ -336,20 +338,36 @@ def multi(
 #: Tornado's older name for ``multi``; the same function.
 multi_future = multi
 
+#: Tornado's other name for ``multi`` (in Tornado 6 also the function itself).
+Multi = multi
+
+#: A number at least this big given to ``with_timeout`` is a point on the
+#: reactor's clock (an ``IOLoop.time()`` deadline, as Tornado reads every
+#: number), not a delay: 10**9 seconds is over 31 years.
+_ABSOLUTE_DEADLINE = 1e9
+
 
 def with_timeout(
     timeout: float | datetime.timedelta,
     future: Any,
     quiet_exceptions: type | tuple[type, ...] = (),
+    *,
+    message: str | Callable[[], str] | None = None,
 ) -> defer.Deferred:
     """``future`` (any yieldable), failing with ``TimeoutError`` if it has
     not finished after ``timeout`` (seconds, or a ``datetime.timedelta``).
+
+    ``message`` is the ``TimeoutError``'s message (default ``"Timeout"``),
+    or a function called for it only when the timeout happens.
 
     As in Tornado, the timeout does not cancel ``future``: it may be waited on
     again. If ``future`` fails after the timeout, the error is logged on
     ``cyclone.application`` unless it is a ``CancelledError`` or an instance
     of ``quiet_exceptions``. Unlike Tornado, a number is a delay, not an
-    absolute deadline. Cancelling the returned Deferred cancels ``future``.
+    absolute deadline, except that a number of at least 10**9 (a
+    ``time.time()``-like value, such as ``IOLoop.current().time()`` or a sum
+    with it) is taken as Tornado takes it, a deadline on the reactor's clock.
+    Cancelling the returned Deferred cancels ``future``.
 
     ``future``'s success stays in it; a failure is taken here (raised from
     ``with_timeout``, or logged).
@@ -359,6 +377,10 @@ def with_timeout(
         seconds = timeout.total_seconds()
     else:
         seconds = float(timeout)
+        if seconds >= _ABSOLUTE_DEADLINE:
+            now = _reactor().seconds()
+            if now >= _ABSOLUTE_DEADLINE:  # not a test clock started at 0
+                seconds -= now
     inner = _to_deferred(future)
     timer: list[Any] = []
 
@@ -387,7 +409,17 @@ def with_timeout(
 
     def time_out() -> None:
         if not outer.called:
-            outer.errback(failure.Failure(TimeoutError("Timeout")))
+            if message is None:
+                text = "Timeout"
+            elif callable(message):
+                try:
+                    text = message()
+                except BaseException:
+                    outer.errback(failure.Failure())
+                    return
+            else:
+                text = message
+            outer.errback(failure.Failure(TimeoutError(text)))
 
     inner.addBoth(inner_done)
     if not outer.called:
@@ -446,7 +478,12 @@ class _Runner:
                 return
             error = None
             try:
-                waiting = _to_deferred(yielded)
+                if type(yielded) is defer.Deferred:
+                    waiting = yielded
+                else:
+                    # a coroutine yielded starts in the generator's context:
+                    # it sees the context variables the generator set
+                    waiting = run_in_context(_to_deferred, yielded)
             except Exception:
                 # BadYieldError (or a converter's error) goes back in at the
                 # yield, where the generator may catch it

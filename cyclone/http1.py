@@ -1041,7 +1041,7 @@ def _encode_field_line(name: str, value: object) -> bytes:
     # differently from what it contains.
     text = f"{name}: {value}"
     if "\r" in text or "\n" in text or "\x00" in text:
-        raise ValueError(f"invalid header value in {text!r}")
+        raise ValueError(f"Unsafe header value {value!r} (in {text!r})")
     try:
         return (text + "\r\n").encode("latin-1")
     except UnicodeEncodeError as exc:
@@ -1063,12 +1063,10 @@ _content_length_cache: dict[tuple[str, str], tuple[bytes, int]] = {}
 
 def _content_length_line(name: str, value: str) -> tuple[bytes, int]:
     """The encoded line of a Content-Length field and its length."""
-    try:
-        length = int(value)
-    except ValueError:
-        raise ValueError(f"invalid Content-Length: {value!r}") from None
-    if length < 0:
+    # ASCII digits only: int() would take "+10", " 10", "1_0" or "١٠"
+    if not (value.isascii() and value.isdigit()):
         raise ValueError(f"invalid Content-Length: {value!r}")
+    length = int(value)
     return _encode_field_line(name, value), length
 
 
@@ -1250,10 +1248,13 @@ class ResponseWriter:
         if framing is None and content_length is not None and status != 101:
             # the common case: a Content-Length body, Connection left to us
             self._remaining = content_length
-            if not self.keep_alive:
+            # HTTP/1.0: closing is the default, keeping alive is said (as
+            # Tornado says it); HTTP/1.1: the other way round
+            if self._version == "HTTP/1.0":
+                if self.keep_alive:
+                    lines.append(b"Connection: Keep-Alive\r\n")
+            elif not self.keep_alive:
                 lines.append(b"Connection: close\r\n")
-            elif self._version == "HTTP/1.0":
-                lines.append(b"Connection: keep-alive\r\n")
         else:
             self._frame(status, content_length, framing, lines)
         lines.append(b"\r\n")
@@ -1314,10 +1315,10 @@ class ResponseWriter:
         if self.switching:
             return
         if not self.keep_alive:
-            if not connection_close:
+            if not connection_close and version != "HTTP/1.0":  # HTTP/1.0 closes by default
                 lines.append(b"Connection: close\r\n")
         elif version == "HTTP/1.0" and not connection_fields:
-            lines.append(b"Connection: keep-alive\r\n")
+            lines.append(b"Connection: Keep-Alive\r\n")
 
     def body(self, data: bytes) -> bytes:
         """Framed bytes for a piece of the body."""

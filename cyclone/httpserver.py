@@ -1358,6 +1358,49 @@ class _MessageDelegateAdapter:
         self.delegate.on_connection_close()
 
 
+#: per delegate type: whether its headers_received is Tornado's (start_line, headers)
+_TORNADO_MESSAGE_DELEGATE_TYPES: dict[type, bool] = {}
+
+
+def _is_tornado_message_delegate(delegate: Any) -> bool:
+    """Whether ``delegate`` is a Tornado-style ``HTTPMessageDelegate``:
+    one subclassing ``httputil.HTTPMessageDelegate``, or whose
+    ``headers_received`` requires positional arguments."""
+    kind = type(delegate)
+    known = _TORNADO_MESSAGE_DELEGATE_TYPES.get(kind)
+    if known is not None:
+        return known
+    from cyclone.httputil import HTTPMessageDelegate
+
+    if isinstance(delegate, HTTPMessageDelegate):
+        tornado_style = True
+    else:
+        tornado_style = False
+        method = getattr(delegate, "headers_received", None)
+        if method is not None:
+            import inspect
+
+            try:
+                parameters = inspect.signature(method).parameters.values()
+            except (TypeError, ValueError):
+                parameters = ()
+            tornado_style = any(
+                p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+                for p in parameters
+            )
+    _TORNADO_MESSAGE_DELEGATE_TYPES[kind] = tornado_style
+    return tornado_style
+
+
+def _adapt_message_delegate(request: HTTPRequest, delegate: Any) -> Any:
+    """``delegate`` as a cyclone request delegate: a Tornado-style
+    ``HTTPMessageDelegate`` (see ``_is_tornado_message_delegate``) is wrapped
+    in a ``_MessageDelegateAdapter``; anything else is returned as is."""
+    if delegate is None or not _is_tornado_message_delegate(delegate):
+        return delegate
+    return _MessageDelegateAdapter(request, delegate)
+
+
 def _as_deferred(result: Any) -> Any:
     """None or a Deferred for what a Tornado-style delegate returned."""
     if result is None or isinstance(result, defer.Deferred):
@@ -1548,7 +1591,7 @@ class HTTPServer(protocol.ServerFactory):
 
     def _start_tornado_request(self, connection: HTTPConnection, request: HTTPRequest) -> Any:
         delegate = self._tornado_delegate.start_request(connection, connection)
-        return _MessageDelegateAdapter(request, delegate)
+        return _adapt_message_delegate(request, delegate)
 
     # -- the Twisted factory -------------------------------------------------------------
 

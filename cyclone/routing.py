@@ -81,7 +81,7 @@ class Router:
         if delegate is None:
             app_log.debug("No route for %s %s", request.method, request.path)
             return _NotFoundDelegate(connection)
-        return delegate
+        return _adapt_message_delegate(request, delegate)
 
 
 class ReversibleRouter(Router):
@@ -144,10 +144,16 @@ class RuleRouter(Router):
         Subclasses extend this for other kinds of target.
         """
         if isinstance(target, Router):
-            return target.find_handler(request, **target_params)
+            return _adapt_message_delegate(request, target.find_handler(request, **target_params))
         start_request = getattr(target, "start_request", None)
         if start_request is not None and not isinstance(target, type):
-            return start_request(request.connection, request)
+            from cyclone.httpserver import _is_tornado_style_delegate
+
+            if _is_tornado_style_delegate(target):  # Tornado's (server_conn, request_conn)
+                delegate = start_request(request.connection, request.connection)
+            else:
+                delegate = start_request(request.connection, request)
+            return _adapt_message_delegate(request, delegate)
         if callable(target):
             _refuse_handler_class(target)  # a dotted name, imported only now
             if target_params:
@@ -509,6 +515,14 @@ def _refuse_handler_class(target: Any) -> None:
 # ----------------------------------------------------------------------------
 # Delegates for targets that are not handlers
 # ----------------------------------------------------------------------------
+
+
+def _adapt_message_delegate(request: Any, delegate: Any) -> Any:
+    """A Tornado-style ``HTTPMessageDelegate`` (``headers_received(start_line,
+    headers)``) adapted to the request delegate interface; others as they are."""
+    from cyclone.httpserver import _adapt_message_delegate as adapt
+
+    return adapt(request, delegate)
 
 
 class _CallableDelegate:

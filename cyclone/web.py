@@ -462,7 +462,7 @@ class RequestHandler:
             raise TypeError(f"unsupported header value {value!r}")
         # Header injection: no CR, LF or other controls (HTAB is allowed).
         if _HEADER_VALUE_BAD_RE.search(text.replace("\t", " ")):
-            raise ValueError(f"unsafe header value {text!r}")
+            raise ValueError(f"Unsafe header value {text!r}")
         if not text.isascii():
             try:
                 text.encode("latin-1")

@@ -612,6 +612,91 @@ def test_cancelling_with_timeout_cancels_the_wrapped_one(clock):
     assert clock.getDelayedCalls() == []
 
 
+def test_with_timeout_message_string_or_lazy_function(clock):
+    calls = []
+
+    def lazy():
+        calls.append(1)
+        return "lazy"
+
+    as_text = results(gen.with_timeout(1, defer.Deferred(), message="custom"))
+    as_function = results(gen.with_timeout(1, defer.Deferred(), message=lazy))
+    in_time = results(gen.with_timeout(1, defer.succeed("ok"), message=lazy))
+    default = results(gen.with_timeout(1, defer.Deferred()))
+    assert calls == [] and in_time == ["ok"]  # called only when the timeout happens
+    clock.advance(1)
+    assert calls == [1]
+    assert [str(out[0].value) for out in (as_text, as_function, default)] == ["custom", "lazy", "Timeout"]
+    assert all(isinstance(out[0].value, TimeoutError) for out in (as_text, as_function, default))
+    with pytest.raises(TypeError):
+        gen.with_timeout(1, defer.Deferred(), (), "positional message")  # keyword-only, as Tornado
+
+
+def test_with_timeout_reads_a_clock_time_as_a_deadline(monkeypatch):
+    fake = task.Clock()
+    fake.advance(1_700_000_000.0)  # a time.time()-like clock, as the reactor's
+    monkeypatch.setattr(gen, "_reactor", lambda: fake)
+    out = results(gen.with_timeout(fake.seconds() + 5, defer.Deferred()))
+    fake.advance(4.9)
+    assert out == []
+    fake.advance(0.2)
+    assert out[0].check(gen.TimeoutError)
+    past = results(gen.with_timeout(fake.seconds() - 1, defer.Deferred()))
+    fake.advance(0)
+    assert past[0].check(gen.TimeoutError)
+
+
+@inline
+def test_with_timeout_of_a_concurrent_future():
+    from cyclone.ioloop import IOLoop
+
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+        import time
+
+        slow = executor.submit(time.sleep, 0.3)
+        with pytest.raises(gen.TimeoutError):
+            yield gen.with_timeout(0.01, slow)
+        # an IOLoop.time() deadline, as Tornado code writes it: already passed
+        slow = executor.submit(time.sleep, 0.3)
+        with pytest.raises(gen.TimeoutError):
+            yield gen.with_timeout(IOLoop.current().time(), slow)
+        done = executor.submit(lambda: "done")
+        done.result()
+        assert (yield gen.with_timeout(datetime.timedelta(seconds=3600), done)) == "done"
+        quick = executor.submit(lambda: "quick")
+        assert (yield gen.with_timeout(10, quick)) == "quick"
+
+
+@inline
+def test_multi_is_tornados_other_name():
+    assert gen.Multi is gen.multi and "Multi" in gen.__all__
+    assert (yield gen.Multi([defer.succeed(1), later(2)])) == [1, 2]
+    assert (yield gen.Multi({"a": later("x")})) == {"a": "x"}
+
+
+@inline
+def test_yielded_native_coroutines_see_the_generators_context_variables():
+    var: contextvars.ContextVar = contextvars.ContextVar("var", default="missing")
+
+    async def inner():
+        before = var.get()
+        await later(None)
+        after = var.get()
+        var.set("set by inner")  # its own: the generator does not see it
+        return before, after
+
+    @gen.coroutine
+    def root(value):
+        var.set(value)
+        seen = yield inner()
+        listed = yield [inner(), inner()]
+        return seen, listed, var.get()
+
+    results_ = yield gen.multi([root(1), root(2)])
+    assert results_ == [((1, 1), [(1, 1), (1, 1)], 1), ((2, 2), [(2, 2), (2, 2)], 2)]
+    assert var.get() == "missing"
+
+
 # -- WaitIterator --------------------------------------------------------------------------
 
 

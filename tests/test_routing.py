@@ -13,7 +13,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import threads
 
-from cyclone import routing, web
+from cyclone import httputil, routing, web
 from cyclone.httpserver import HTTPServer
 from cyclone.httputil import HTTPHeaders, HTTPServerRequest
 from cyclone.routing import (
@@ -541,3 +541,57 @@ def test_streaming_handler_behind_nested_rules(listen):
     port = listen(app)
     status, _, body = yield threads.deferToThread(fetch, port, "/s", method="PUT", host="up", body=b"x" * 70000)
     assert (status, body) == (200, b"got " + b"x" * 70000)
+
+
+class _TornadoStyleMessageDelegate(httputil.HTTPMessageDelegate):
+    """A Tornado-style message delegate: headers_received(start_line, headers)."""
+
+    def __init__(self, request_conn, tag):
+        self.request_conn, self.tag = request_conn, tag
+        self.chunks = []
+
+    def headers_received(self, start_line, headers):
+        self.start_line = start_line
+        self.host = headers.get("Host")
+
+    def data_received(self, chunk):
+        self.chunks.append(chunk)
+
+    def finish(self):
+        body = json.dumps({"tag": self.tag, "method": self.start_line.method, "path": self.start_line.path,
+                           "body": b"".join(self.chunks).decode()}).encode()
+        self.request_conn.write_headers(
+            httputil.ResponseStartLine("HTTP/1.1", 200, "OK"),
+            HTTPHeaders({"Content-Length": str(len(body))}))
+        self.request_conn.write(body)
+        self.request_conn.finish()
+
+
+@inline
+def test_tornado_style_message_delegates_through_routers(listen):
+    class ConnectionDelegate(httputil.HTTPServerConnectionDelegate):
+        def __init__(self):
+            self.args = []
+
+        def start_request(self, server_conn, request_conn):
+            self.args.append((server_conn, request_conn))
+            return _TornadoStyleMessageDelegate(request_conn, "rule target")
+
+    class FindsTornadoDelegates(Router):
+        def find_handler(self, request, **kwargs):
+            if request.path == "/found":
+                return _TornadoStyleMessageDelegate(request.connection, "found")
+            return None
+
+    target = ConnectionDelegate()
+    router = RuleRouter([("/x", target), Rule(PathMatches("/found"), FindsTornadoDelegates())])
+    for factory, paths in ((router, ("/x", "/found")), (FindsTornadoDelegates(), ("/found",))):
+        port = listen(HTTPServer(factory))
+        for path in paths:
+            status, _, body = yield threads.deferToThread(fetch, port, path, method="POST", body="abc")
+            expected = "rule target" if path == "/x" else "found"
+            assert (status, json.loads(body)) == (
+                200, {"tag": expected, "method": "POST", "path": path, "body": "abc"})
+    # both of Tornado's start_request arguments are the request's connection
+    server_conn, request_conn = target.args[0]
+    assert server_conn is request_conn and request_conn is not None

@@ -1112,3 +1112,22 @@ def test_requests_leave_nothing_for_the_garbage_collector(listen, close, caplog)
             gc.enable()
     # what the test's own polling leaves is the same for 24 requests and for 96
     assert garbage_counts[0] == garbage_counts[1], garbage_counts
+
+
+@pytest_twisted.inlineCallbacks
+def test_unsafe_header_values_are_refused_with_tornados_wording(listen):
+    class Unsafe(web.RequestHandler):
+        def get(self):
+            messages = []
+            for value in ("a\x00b", "a\r\nX-Injected: 1", "a\nb"):
+                try:
+                    self.set_header("X", value)
+                except ValueError as exc:
+                    messages.append(str(exc))
+            self.write({"messages": messages})
+
+    port = listen(web.Application([("/", Unsafe)]))
+    status, _, headers, body = yield threads.deferToThread(fetch, port, "GET", "/")
+    messages = json.loads(body)["messages"]
+    assert status == 200 and "X-Injected" not in headers and "X" not in headers
+    assert len(messages) == 3 and all(m.startswith("Unsafe header value") for m in messages)
