@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import re
 import urllib.parse
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from cyclone.escape import url_escape, url_unescape, utf8
 from cyclone.log import app_log
@@ -158,7 +158,9 @@ class RuleRouter(Router):
             _refuse_handler_class(target)  # a dotted name, imported only now
             if target_params:
                 target = functools.partial(target, **target_params)
-            return _CallableDelegate(request, target)
+            from cyclone.httpserver import _BufferingDelegate
+
+            return _BufferingDelegate(request.connection, request, target)
         return None
 
 
@@ -523,40 +525,6 @@ def _adapt_message_delegate(request: Any, delegate: Any) -> Any:
     from cyclone.httpserver import _adapt_message_delegate as adapt
 
     return adapt(request, delegate)
-
-
-class _CallableDelegate:
-    """Serves a request with ``callback(request)`` once the body is read
-    (and its form arguments parsed: a malformed form is a 400)."""
-
-    __slots__ = ("request", "callback", "chunks")
-
-    def __init__(self, request: Any, callback: Callable[[Any], Any]) -> None:
-        self.request = request
-        self.callback = callback
-        self.chunks: list[bytes] = []
-
-    def headers_received(self) -> None:
-        return None
-
-    def data_received(self, chunk: bytes) -> None:
-        self.chunks.append(chunk)
-        self.request._body_chunk(chunk)
-
-    def finish(self) -> None:
-        from cyclone.httputil import HTTPInputError
-
-        request = self.request
-        chunks, self.chunks = self.chunks, []
-        try:
-            request._set_body(chunks)
-        except HTTPInputError as exc:
-            request.connection.reject(400, str(exc))
-            return
-        self.callback(request)
-
-    def on_connection_close(self) -> None:
-        self.chunks = []
 
 
 class _NotFoundDelegate:
