@@ -12,6 +12,10 @@ import errno
 import os
 import socket
 import stat
+from typing import Any
+
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from zope.interface import implementer
 
 __all__ = ["bind_sockets", "bind_unix_socket"]
 
@@ -120,3 +124,36 @@ def bind_unix_socket(file: str, mode: int = 0o600, backlog: int = DEFAULT_BACKLO
         sock.close()
         raise
     return sock
+
+
+def tls_client_creator(host: str, validate_cert: bool = True, ca_certs: str | None = None) -> Any:
+    """What makes a TLS client connection to ``host`` (for
+    ``twisted.internet.endpoints.wrapClientTLS``): the certificate checked
+    against ``ca_certs`` (a PEM file) or the system's trust roots, or, with
+    ``validate_cert=False``, not checked at all (tests, self-signed peers)."""
+    from twisted.internet import ssl
+
+    if not validate_cert:
+        return _UncheckedTLS()
+    if ca_certs is not None:
+        with open(ca_certs, "rb") as pem:
+            trust_root: Any = ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(pem.read())])
+    else:
+        trust_root = ssl.platformTrust()
+    return ssl.optionsForClientTLS(host, trustRoot=trust_root)
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _UncheckedTLS:
+    """A TLS client connection creator that accepts any certificate."""
+
+    def __init__(self) -> None:
+        from twisted.internet import ssl
+
+        self._context = ssl.CertificateOptions(verify=False).getContext()
+
+    def clientConnectionForTLS(self, tls_protocol: Any) -> Any:
+        from OpenSSL import SSL
+
+        return SSL.Connection(self._context, None)  # Twisted sets its state and app data
+

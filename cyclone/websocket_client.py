@@ -42,16 +42,16 @@ import urllib.parse
 from collections import deque
 from typing import Any, Callable, Iterable, Mapping
 
-from twisted.internet import defer, error, protocol, ssl
+from twisted.internet import defer, error, protocol
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.python import failure
-from zope.interface import implementer
 
 from cyclone import websocket_codec as wc
 from cyclone.escape import json_encode
 from cyclone.httputil import HTTPHeaders
+from cyclone.netutil import tls_client_creator
 from cyclone.websocket import (
     CLOSE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -622,24 +622,4 @@ def _tls_creator(host: str, ssl_options: Any, validate_cert: bool | None, ca_cer
         import ssl as stdlib_ssl
 
         validate_cert = options.get("cert_reqs", stdlib_ssl.CERT_REQUIRED) != stdlib_ssl.CERT_NONE
-    if not validate_cert:
-        return _UncheckedTLS()
-    if ca_certs is not None:
-        with open(ca_certs, "rb") as pem:
-            trust_root: Any = ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(pem.read())])
-    else:
-        trust_root = ssl.platformTrust()
-    return ssl.optionsForClientTLS(host, trustRoot=trust_root)
-
-
-@implementer(IOpenSSLClientConnectionCreator)
-class _UncheckedTLS:
-    """A TLS client accepting any certificate (``validate_cert=False``)."""
-
-    def __init__(self) -> None:
-        self._context = ssl.CertificateOptions(verify=False).getContext()
-
-    def clientConnectionForTLS(self, tls_protocol: Any) -> Any:
-        from OpenSSL import SSL
-
-        return SSL.Connection(self._context, None)
+    return tls_client_creator(host, validate_cert, ca_certs)

@@ -24,15 +24,14 @@ import time
 import urllib.parse
 from typing import Any, Callable, Iterable, Mapping
 
-from twisted.internet import defer, error, protocol, ssl
+from twisted.internet import defer, error, protocol
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from cyclone.httputil import HTTPHeaders
+from cyclone.netutil import tls_client_creator
 from cyclone.testing import _http11
 
 __all__ = [
@@ -360,27 +359,7 @@ def _endpoint(request: ClientRequest, parts: urllib.parse.SplitResult) -> Any:
 def _tls_connection_creator(host: str, request: ClientRequest) -> Any:
     """What makes the client's TLS connection: checked against ``ca_certs``
     (or the system's roots), or, with ``validate_cert=False``, not checked."""
-    if not request.validate_cert:
-        return _UncheckedTLS()
-    if request.ca_certs is not None:
-        with open(request.ca_certs, "rb") as pem:
-            trust_root: Any = ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(pem.read())])
-    else:
-        trust_root = ssl.platformTrust()
-    return ssl.optionsForClientTLS(host, trustRoot=trust_root)
-
-
-@implementer(IOpenSSLClientConnectionCreator)
-class _UncheckedTLS:
-    """A TLS client that accepts any certificate (``validate_cert=False``)."""
-
-    def __init__(self) -> None:
-        self._context = ssl.CertificateOptions(verify=False).getContext()
-
-    def clientConnectionForTLS(self, tls_protocol: Any) -> Any:
-        from OpenSSL import SSL
-
-        return SSL.Connection(self._context, None)  # Twisted sets its state and app data
+    return tls_client_creator(host, request.validate_cert, request.ca_certs)
 
 
 def _gunzip_headers(headers: HTTPHeaders) -> bool:
