@@ -145,6 +145,9 @@ setup(
             # it launches the system's browser (Debian's chromium, .ci/run installs
             # it), so "playwright install" and its browser downloads are not needed
             "playwright>=1.40",
+            # tests/test_mail.py and tests/test_mail_demos.py send mail to it: an SMTP
+            # server we did not write (plain, STARTTLS, SMTPS, AUTH)
+            "aiosmtpd>=1.4",
         ],
     },
     entry_points={
