@@ -382,6 +382,8 @@ class _SenderFactory(smtp.ESMTPSenderFactory):
     """Twisted's factory, noting whether a connection was ever made (to tell
     "could not connect" from "the server went away")."""
 
+    noisy = False  # no "Starting factory" log line per mail sent
+
     def __init__(self, *args: Any, connected: list[bool], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._connected = connected
