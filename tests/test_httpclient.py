@@ -502,3 +502,20 @@ class Scripted(protocol.Factory):
         self.close = close
         self.requests: list[bytes] = []
         self.connections: list[_ScriptedConnection] = []
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_gzip_bomb_is_stopped_without_inflating_it_in_memory(listen, client):
+    import tracemalloc
+
+    bomb = gzip.compress(b"\0" * 200_000_000, compresslevel=9)  # about 200 KB on the wire
+    answer = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (len(bomb), bomb)
+    port = listen(Scripted([answer]))
+    tracemalloc.start()
+    try:
+        with pytest.raises(HTTPBodyTooLargeError):
+            yield client.fetch(f"http://127.0.0.1:{port}/", max_body_size=1_000_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000_000, peak
