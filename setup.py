@@ -148,6 +148,9 @@ setup(
             # tests/test_mail.py and tests/test_mail_demos.py send mail to it: an SMTP
             # server we did not write (plain, STARTTLS, SMTPS, AUTH)
             "aiosmtpd>=1.4",
+            # tests/oauth_provider.py, the OAuth provider double of tests/test_auth.py,
+            # checks every OAuth 1.0a signature with it (an implementation we did not write)
+            "oauthlib>=3.2",
         ],
     },
     entry_points={
