@@ -6,7 +6,7 @@ Facebook and Twitter, served by cyclone on 127.0.0.1.
   exact ``redirect_uri``, client secret in the form or HTTP Basic, PKCE S256
   checked, JSON or form-encoded answer as GitHub does, an HS256 ID token when
   ``openid`` is in the scope), and the APIs ``/api/user`` (GitHub's
-  ``/user``), ``/oidc/userinfo``, ``/graph/me`` (Facebook, with
+  ``/user``), ``/api/gists``, ``/oidc/userinfo``, ``/graph/me`` (Facebook, with
   ``appsecret_proof`` checked), all with ``Authorization: Bearer``.
 * OAuth 1.0a (RFC 5849): ``/oauth1/request_token``, ``/oauth1/authorize``,
   ``/oauth1/access_token`` and ``/oauth1/api/…`` (verify_credentials and a
@@ -247,6 +247,15 @@ class GitHubUserHandler(Base):
             self.finish({"login": u["login"], "id": u["id"], "name": u["name"], "email": u["email"]})
 
 
+class GistsHandler(Base):
+    def get(self) -> None:
+        if self.bearer_user() is not None:
+            self.finish(json.dumps([
+                {"id": "aa5a315d61ae9438b18d", "html_url": "https://gist.example/aa5a", "description": "Olá, gist"},
+                {"id": "bb6b426e72bf0549c29e", "html_url": "https://gist.example/bb6b", "description": None},
+            ]))
+
+
 class UserinfoHandler(Base):
     def get(self) -> None:
         if self.bearer_user() is not None:
@@ -413,6 +422,7 @@ def make_app(provider: Provider) -> web.Application:
         (r"/oauth2/decide", DecideHandler, kwargs),
         (r"/oauth2/token", TokenHandler, kwargs),
         (r"/api/user", GitHubUserHandler, kwargs),
+        (r"/api/gists", GistsHandler, kwargs),
         (r"/oidc/userinfo", UserinfoHandler, kwargs),
         (r"/graph/me", GraphMeHandler, kwargs),
         (r"/oauth1/request_token", RequestTokenHandler, kwargs),
