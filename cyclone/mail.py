@@ -335,7 +335,11 @@ def _translate(failure: Failure, where: str, connected: list[bool]) -> Failure:
     if isinstance(exc, (smtp.AUTHDeclinedError, smtp.AuthenticationError)):
         new = MailAuthError(f"{where} refused the login: {_reply(exc)}", exc.code)
     elif isinstance(exc, smtp.AUTHRequiredError):
-        new = MailAuthError(f"{where} offers no login (AUTH) this client can use: {_reply(exc)}", exc.code)
+        new = MailAuthError(
+            f"{where} offers no login (AUTH) this client can use (many servers offer it only "
+            f"after STARTTLS: set 'tls'): {_reply(exc)}",
+            exc.code,
+        )
     elif isinstance(exc, (smtp.TLSRequiredError, smtp.TLSError)):
         new = MailTLSError(f"{where}: TLS was required and could not be started: {_reply(exc)}", exc.code)
     elif isinstance(exc, smtp.SMTPTimeoutError):
