@@ -263,6 +263,12 @@ class UserinfoHandler(Base):
             self.finish({"sub": str(u["id"]), "name": u["name"], "email": u["email"], "email_verified": True})
 
 
+class GraphFeedHandler(Base):
+    def post(self) -> None:
+        if self.bearer_user() is not None:
+            self.finish({"id": "583231_1", "message": self.get_body_argument("message")})
+
+
 class GraphMeHandler(Base):
     def get(self) -> None:
         p = self.provider
@@ -425,6 +431,7 @@ def make_app(provider: Provider) -> web.Application:
         (r"/api/gists", GistsHandler, kwargs),
         (r"/oidc/userinfo", UserinfoHandler, kwargs),
         (r"/graph/me", GraphMeHandler, kwargs),
+        (r"/graph/me/feed", GraphFeedHandler, kwargs),
         (r"/oauth1/request_token", RequestTokenHandler, kwargs),
         (r"/oauth1/authorize", OAuth1AuthorizeHandler, kwargs),
         (r"/oauth1/access_token", AccessTokenHandler, kwargs),

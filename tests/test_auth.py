@@ -311,7 +311,8 @@ def handlers(base: str):
             user = await self.get_authenticated_user(redirect_uri=redirect_uri, client_id="the-client",
                                                      client_secret="the-client-secret",
                                                      code=self.get_argument("code"), extra_fields=["email"])
-            self.finish({"user": user})
+            post = await self.facebook_request("/me/feed", user["access_token"], post_args={"message": "Olá & ~"})
+            self.finish({"user": user, "post": post})
 
     class TwitterLogin(web.RequestHandler, provider_urls(auth.TwitterMixin, base)):
         write_error = show_error
@@ -431,6 +432,7 @@ def test_facebook_login(oauth):
     assert status == 200, body
     user = body_json(body)["user"]
     assert user["id"] == "583231" and user["first_name"] == "Mona" and user["email"] == "mona@example.org"
+    assert body_json(body)["post"] == {"id": "583231_1", "message": "Olá & ~"}  # a Bearer form POST
     assert user["session_expires"] == "3599"
     [(_, authorize)] = [e for e in provider.log if e[0] == "authorize"]
     assert authorize["scope"] == "email,public_profile"

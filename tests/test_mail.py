@@ -13,6 +13,7 @@ import asyncio
 import email
 import email.policy
 import os
+import random
 import socket
 import ssl
 import threading
@@ -275,6 +276,17 @@ def test_send_with_attachment_compared_byte_for_byte(smtp_server, tmp_path):
     assert attachment.get_payload(decode=True) == PNG * 3
     inline_pic = [p for p in parsed.walk() if p["Content-ID"] == "<pic>"]
     assert inline_pic[0].get_payload(decode=True) == PNG
+
+
+@inline
+def test_a_large_random_attachment_arrives_intact(smtp_server):
+    port, handler = smtp_server()
+    blob = random.Random(5321).randbytes(3 * 1024 * 1024)
+    message = simple_message()
+    message.attach("blob.bin", content=blob)
+    yield sendmail({"host": "127.0.0.1", "port": port}, message)
+    [attachment] = parse(handler.messages[0][2]).iter_attachments()
+    assert attachment.get_payload(decode=True) == blob
 
 
 @inline
