@@ -145,6 +145,9 @@ setup(
             # it launches the system's browser (Debian's chromium, .ci/run installs
             # it), so "playwright install" and its browser downloads are not needed
             "playwright>=1.40",
+            # demos/httpauth/httpauth_redis.py's checker talks to Redis with it
+            # (tests/test_httpauth_demos.py); cyclone.redis makes it a runtime dependency
+            "txredisapi>=1.4.10",
         ],
     },
     entry_points={

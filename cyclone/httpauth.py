@@ -440,6 +440,11 @@ class HTTPAuth:
         avatar (also set as ``handler.current_user``; its logout runs when the
         request ends), or failing with ``AuthenticationChallenge`` (401) or
         ``HTTPError(400)``."""
+        done = getattr(handler, "_http_auth_avatars", None)
+        if done is not None and self in done:
+            # a second login in the same request (decorator and mixin, or an
+            # explicit call): a Digest nc may be used only once
+            return defer.succeed(done[self])
         try:
             credentials, nonce_state = self._credentials(handler.request)
         except HTTPError as exc:
@@ -503,7 +508,7 @@ class HTTPAuth:
         credentials = DigestCredentials(username, self.realm, algorithm, request.method, fields)
         state = self.nonces.check(fields["nonce"], int(fields["nc"], 16))
         if state == "replay":
-            gen_log.warning("HTTP Digest replay for user %r from %s", username, request.remote_ip)
+            gen_log.warning("HTTP Digest replay for user %r from %s", _printable(username), request.remote_ip)
             raise self._refuse("replayed Digest request")
         return credentials, state
 
@@ -516,11 +521,14 @@ class HTTPAuth:
                 logout()
                 if state == "replay":
                     gen_log.warning("HTTP Digest replay for user %r from %s",
-                                    credentials.username, handler.request.remote_ip)
+                                    _printable(credentials.username), handler.request.remote_ip)
                     raise self._refuse("replayed Digest request")
                 # the right answer to an old nonce: a new one, without asking the user again
                 raise self._refuse("stale Digest nonce", stale=True)
         handler.current_user = avatar
+        if getattr(handler, "_http_auth_avatars", None) is None:
+            handler._http_auth_avatars = {}
+        handler._http_auth_avatars[self] = avatar
         handler.request.notifyFinish().addBoth(lambda _: logout())
         return avatar
 
@@ -529,7 +537,7 @@ class HTTPAuth:
             return reason  # a checker that broke (database down...) is a server error
         scheme = "Basic" if isinstance(credentials, BasicCredentials) else "Digest"
         gen_log.warning("HTTP %s authentication failed for user %r from %s",
-                        scheme, credentials.username, handler.request.remote_ip)
+                        scheme, _printable(credentials.username), handler.request.remote_ip)
         raise self._refuse()
 
     # -- decorating handlers
@@ -545,6 +553,11 @@ class HTTPAuth:
             return d
 
         return wrapper
+
+
+def _printable(username: bytes) -> str:
+    # for the log: UTF-8 names as text, anything else escaped (then %r quotes it)
+    return username.decode("utf-8", "backslashreplace")
 
 
 def _settled(result: Any) -> Any:

@@ -125,6 +125,16 @@ class Mixed(HTTPAuthMixin, web.RequestHandler):
         self.write({"put": self.current_user})
 
 
+class Twice(HTTPAuthMixin, web.RequestHandler):
+    """Mixin and decorator with the same guard: one login, one use of the nc."""
+
+    http_auth = digest
+
+    @digest.required
+    def get(self):
+        self.write({"user": self.current_user})
+
+
 class Legacy(web.RequestHandler):
     """The original cyclone's way, still working: raise the challenge yourself."""
 
@@ -142,6 +152,7 @@ def app():
             ("/portal", PortalUser),
             ("/mixed", Mixed),
             ("/legacy", Legacy),
+            ("/twice", Twice),
         ]
     )
 
@@ -474,6 +485,16 @@ def test_digest_replayed_nc_is_401(base):
 
 
 @inline
+def test_one_login_per_request_and_guard(base):
+    params = yield first_digest_challenge(base, "/twice")
+    answer = digest_answer(params, "GET", "/twice")
+    status, _, body = yield fetch_raw(base, "/twice", answer)
+    assert (status, body) == (200, b'{"user": "alice"}')
+    status, _, _ = yield fetch_raw(base, "/twice", answer)
+    assert status == 401  # still a replay the second time
+
+
+@inline
 def test_digest_stale_nonce_is_401_with_stale_true(base):
     params = yield first_digest_challenge(base)
     status, _, _ = yield fetch_raw(base, "/digest", digest_answer(params, "GET", "/digest"))
@@ -572,8 +593,8 @@ def test_failures_are_logged_without_the_password(base, caplog):
     status, _, _ = yield fetch_raw(base, "/digest", answer)
     assert status == 401
     messages = [r.getMessage() for r in caplog.records if r.name == "cyclone.general"]
-    assert any("Basic authentication failed for user b'alice' from 127.0.0.1" in m for m in messages)
-    assert any("Digest authentication failed for user b'alice' from 127.0.0.1" in m for m in messages)
+    assert any("Basic authentication failed for user 'alice' from 127.0.0.1" in m for m in messages)
+    assert any("Digest authentication failed for user 'alice' from 127.0.0.1" in m for m in messages)
     response = re.search(r'response="([0-9a-f]+)"', answer).group(1)
     for record in caplog.records:
         text = record.getMessage() + repr(record.args)
