@@ -14,6 +14,7 @@ import functools
 import hashlib
 import logging
 import os
+import random
 import re
 import shutil
 import urllib.error
@@ -24,7 +25,7 @@ import pytest_twisted
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.cred import error as cred_error
-from twisted.cred.checkers import FilePasswordDB, InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.checkers import FilePasswordDB, ICredentialsChecker, InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer, task, threads, utils
 from zope.interface import implementer
@@ -42,7 +43,7 @@ from cyclone.httpauth import (
     parse_authorization,
 )
 
-from .conftest import parse_responses, raw_exchange
+from .conftest import parse_responses, poll_until, raw_exchange
 
 inline = pytest_twisted.inlineCallbacks
 CURL = shutil.which("curl")
@@ -599,3 +600,62 @@ def test_failures_are_logged_without_the_password(base, caplog):
     for record in caplog.records:
         text = record.getMessage() + repr(record.args)
         assert "wr0ng-Passw0rd" not in text and token not in text and response not in text
+
+
+@implementer(ICredentialsChecker)
+class HeldChecker:
+    """A checker whose answers the test releases: requests wait in it together."""
+
+    credentialInterfaces = InMemoryUsernamePasswordDatabaseDontUse.credentialInterfaces
+
+    def __init__(self) -> None:
+        self.inner = checker()
+        self.held: list[defer.Deferred] = []
+
+    def requestAvatarId(self, credentials):
+        d = defer.Deferred()
+        self.held.append(d)
+        d.addCallback(lambda _: self.inner.requestAvatarId(credentials))
+        return d
+
+
+@inline
+def test_concurrent_copies_of_one_request_succeed_once(listen):
+    held = HeldChecker()
+    guard = HTTPAuth(held, realm="held", schemes=("Digest",))
+    base = f"http://127.0.0.1:{listen(web.Application([('/held', Whoami, {'guard': guard})]))}"
+    params = yield first_digest_challenge(base, "/held")
+    answer = digest_answer(params, "GET", "/held")
+    first, second = fetch_raw(base, "/held", answer), fetch_raw(base, "/held", answer)
+
+    yield poll_until(lambda: len(held.held) == 2)  # both passed the early replay check
+    for d in held.held:
+        d.callback(None)
+    statuses = sorted([(yield first)[0], (yield second)[0]])
+    assert statuses == [200, 401]
+
+
+@inline
+def test_mangled_headers_are_never_500(base):
+    params = yield first_digest_challenge(base)
+    good_digest = digest_answer(params, "GET", "/digest", nc=77)
+    good_basic = "Basic " + base64.b64encode(b"alice:" + PASSWORD.encode()).decode()
+    rng = random.Random(7616)
+    alphabet = '",=\\ \t\xe9\xff\x7fa0/' + "".join(map(chr, range(0x20, 0x7f)))
+    seen = set()
+    for n in range(120):
+        path, value = ("/digest", good_digest) if n % 2 else ("/basic", good_basic)
+        chars = list(value)
+        for _ in range(rng.randint(1, 4)):
+            i = rng.randrange(len(chars))
+            op = rng.choice("rid")
+            if op == "r":
+                chars[i] = rng.choice(alphabet)
+            elif op == "i":
+                chars.insert(i, rng.choice(alphabet))
+            elif len(chars) > 1:
+                del chars[i]
+        status, _, _ = yield fetch_raw(base, path, "".join(chars).strip(" \t"))
+        seen.add(status)
+        assert status in (200, 400, 401), "".join(chars)
+    assert {400, 401} <= seen

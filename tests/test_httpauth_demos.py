@@ -77,8 +77,7 @@ def test_demo_basic(demo):
 
 def test_demo_digest(demo):
     status, body, verbose = curl("--digest", "-u", "bob:builder", demo + "/digest")
-    assert (status, body) == (200, "Hello, bob: you used Digest.\n")
-    assert "algorithm=SHA-256" in verbose
+    assert (status, body) == (200, "Hello, bob: you used Digest (SHA-256).\n")
     assert curl("--digest", "-u", "bob:wonderland", demo + "/digest")[0] == 401
     challenges = [line for line in curl(demo + "/digest")[2].splitlines()
                   if line.lower().startswith("< www-authenticate:")]
@@ -87,7 +86,7 @@ def test_demo_digest(demo):
 
 def test_demo_either_scheme(demo):
     status, body, verbose = curl("--anyauth", "-u", "alice:wonderland", demo + "/any")
-    assert (status, body) == (200, "Hello, alice: you used Digest.\n")  # curl picks the stronger
+    assert (status, body) == (200, "Hello, alice: you used Digest (SHA-256).\n")  # curl picks the stronger
     assert curl("--basic", "-u", "alice:wonderland", demo + "/any")[:2] == (200, "Hello, alice: you used Basic.\n")
     assert curl(demo + "/")[:2] == (200, "Protected pages: /basic (Basic), /digest (Digest), /any (either).\n")
 
@@ -138,3 +137,43 @@ def test_demo_redis_checker(redis_port, tmp_path):
         output = server.output()
     assert "authentication failed for user 'alice'" in output
     assert WRONG not in output
+
+
+# -- a browser: Chromium answers the challenges itself ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from tests.test_websocket_demos import CHROMIUM, CHROMIUM_ARGS, browser_problem, sync_playwright
+
+    problem = browser_problem()
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{problem}; CI is set, so the browser tests must run")
+        pytest.skip(problem)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.mark.parametrize(
+    "path, scheme", [("/basic", "Basic"), ("/digest", "Digest (SHA-256)"), ("/any", "Digest (SHA-256)")]
+)
+def test_demo_in_chromium(demo, chromium, path, scheme):
+    context = chromium.new_context(http_credentials={"username": "alice", "password": "wonderland"})
+    try:
+        page = context.new_page()
+        response = page.goto(demo + path)
+        assert response.status == 200
+        assert page.inner_text("body").strip() == f"Hello, alice: you used {scheme}."
+    finally:
+        context.close()
+    context = chromium.new_context(http_credentials={"username": "alice", "password": "N0pe"})
+    try:
+        response = context.new_page().goto(demo + path)
+        assert response.status == 401
+    finally:
+        context.close()

@@ -22,12 +22,20 @@ from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.internet import reactor
 
 import cyclone.web
-from cyclone.httpauth import HTTPAuth, HTTPAuthMixin
+from cyclone.httpauth import HTTPAuth, HTTPAuthMixin, parse_authorization
 
 USERS = InMemoryUsernamePasswordDatabaseDontUse(alice=b"wonderland", bob=b"builder")
 basic = HTTPAuth(USERS, realm="cyclone basic demo")
 digest = HTTPAuth(USERS, realm="cyclone digest demo", schemes=("Digest",))
 either = HTTPAuth(USERS, realm="cyclone demo", schemes=("Digest", "Basic"))
+
+
+def how(request) -> str:
+    """"Basic", or "Digest (SHA-256)": what the client answered with."""
+    scheme, params = parse_authorization(request.headers["Authorization"])
+    if scheme == "digest":
+        return f"Digest ({params.get('algorithm', 'MD5')})"
+    return "Basic"
 
 
 class Home(cyclone.web.RequestHandler):
@@ -47,7 +55,7 @@ class DigestPage(cyclone.web.RequestHandler):
     @digest.required
     async def get(self):  # coroutines work under the decorator too
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
-        self.write(f"Hello, {self.current_user}: you used Digest.\n")
+        self.write(f"Hello, {self.current_user}: you used {how(self.request)}.\n")
 
 
 class AnyPage(HTTPAuthMixin, cyclone.web.RequestHandler):
@@ -57,8 +65,7 @@ class AnyPage(HTTPAuthMixin, cyclone.web.RequestHandler):
 
     def get(self):
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
-        scheme = self.request.headers["Authorization"].split(" ", 1)[0]
-        self.write(f"Hello, {self.current_user}: you used {scheme}.\n")
+        self.write(f"Hello, {self.current_user}: you used {how(self.request)}.\n")
 
 
 def make_app() -> cyclone.web.Application:
