@@ -174,7 +174,7 @@ class AsyncSQLite:
             )
             for n in range(self.readers)
         ]
-        self._shutdown_trigger = reactor.addSystemEventTrigger("during", "shutdown", self.close)
+        self._shutdown_trigger = reactor.addSystemEventTrigger("during", "shutdown", self._close_at_shutdown)
         for thread in self._threads:
             thread.start()
 
@@ -219,6 +219,10 @@ class AsyncSQLite:
         # joining would block the reactor: a plain thread joins them instead
         threading.Thread(target=self._join, name=f"AsyncSQLite close {self.path}", daemon=True).start()
         return _chain(self._closing)
+
+    def _close_at_shutdown(self) -> defer.Deferred:
+        self._shutdown_trigger = None  # firing now: it cannot be removed any more
+        return self.close()
 
     # -- the threads -------------------------------------------------------------------------
 

@@ -365,3 +365,32 @@ def test_async_handlers_write_while_the_reactor_answers_during_a_long_query(adb,
     assert response.code == 200
     assert (yield response.json()) == {"counted": 0}
     assert (yield db.runQuery("SELECT count(DISTINCT who) FROM hits")) == [(8,)]
+
+
+SHUTDOWN_SCRIPT = """
+import sys
+from twisted.internet import reactor
+from cyclone.sqlite import AsyncSQLite
+
+db = AsyncSQLite(sys.argv[1])
+db.runOperation("CREATE TABLE t (v INTEGER)")
+for n in range(200):
+    db.runOperation("INSERT INTO t VALUES (?)", (n,))
+reactor.callWhenRunning(reactor.stop)  # while most of the inserts still wait in the queue
+reactor.run()
+print("stopped", flush=True)
+"""
+
+
+def test_async_reactor_shutdown_waits_for_queued_work(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.test_plugin import child_env
+
+    path = tmp_path / "s.sqlite"
+    result = subprocess.run([sys.executable, "-c", SHUTDOWN_SCRIPT, str(path)], env=child_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout == "stopped\n", result.stderr
+    with InlineSQLite(str(path)) as check:
+        assert check.runQuery("SELECT count(*), sum(v) FROM t") == [(200, sum(range(200)))]
