@@ -174,7 +174,7 @@ class AsyncSQLite:
             )
             for n in range(self.readers)
         ]
-        self._shutdown_trigger = reactor.addSystemEventTrigger("during", "shutdown", self._close_at_shutdown)
+        self._shutdown_trigger = reactor.addSystemEventTrigger("before", "shutdown", self._close_at_shutdown)
         for thread in self._threads:
             thread.start()
 
@@ -221,6 +221,8 @@ class AsyncSQLite:
         return _chain(self._closing)
 
     def _close_at_shutdown(self) -> defer.Deferred:
+        # a "before" trigger: the reactor waits for its Deferred (it does not
+        # for "during" ones), so queued work is done before the process exits
         self._shutdown_trigger = None  # firing now: it cannot be removed any more
         return self.close()
 
