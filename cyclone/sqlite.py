@@ -205,8 +205,8 @@ class AsyncSQLite:
     def close(self) -> defer.Deferred:
         """Let the queued work finish, then close the connections and end the
         threads; the Deferred fires when they are gone. Calls made after
-        ``close()`` fail with ``sqlite3.ProgrammingError``. Also done when
-        the reactor shuts down."""
+        ``close()`` fail with ``sqlite3.ProgrammingError``. Done by itself
+        when the reactor stops, which waits for it: queued writes are not lost."""
         if self._closing is not None:
             return _chain(self._closing)
         self._closing = defer.Deferred()
