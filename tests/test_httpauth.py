@@ -302,6 +302,20 @@ def test_digest_nonces_windows_and_expiry():
     assert other.check(n.issue(), 1) == "stale"  # another secret
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=300), max_size=60))
+def test_digest_nonces_accept_each_nc_once_within_the_window(ncs):
+    # the model: an nc is accepted if never accepted before and within 64 of the highest accepted
+    n = DigestNonces(clock=task.Clock())
+    nonce = n.issue()
+    accepted: set[int] = set()
+    for nc in ncs:
+        expected = nc not in accepted and (not accepted or nc > max(accepted) - DigestNonces.WINDOW)
+        assert (n.use(nonce, nc) == "ok") == expected, (nc, sorted(accepted))
+        if expected:
+            accepted.add(nc)
+
+
 def test_digest_nonces_forgetting_never_reopens_a_replay():
     c = task.Clock()
     n = DigestNonces(lifetime=100, max_tracked=2, clock=c)
