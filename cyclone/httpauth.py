@@ -58,7 +58,8 @@ import os
 import re
 import struct
 import urllib.parse
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from twisted.cred import credentials as cred_credentials
 from twisted.cred import error as cred_error
@@ -91,12 +92,11 @@ _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _TOKEN68_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 # token BWS "=" BWS ( token / quoted-string ); a quoted-pair escapes one character.
 # Every character is matched by exactly one branch, so matching is linear.
-_PARAM_RE = re.compile(
-    r"[ \t]*(" + _TOKEN + r")[ \t]*=[ \t]*(?:(" + _TOKEN + r')|"((?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\t\x20-\x7e\x80-\xff])*)")[ \t]*'
-)
+_QUOTED_STRING = r'"((?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\t\x20-\x7e\x80-\xff])*)"'
+_PARAM_RE = re.compile(r"[ \t]*(" + _TOKEN + r")[ \t]*=[ \t]*(?:(" + _TOKEN + r")|" + _QUOTED_STRING + r")[ \t]*")
 _LIST_SEP_RE = re.compile(r"[ \t]*,")
 _SCHEME_RE = re.compile(_TOKEN)
-_QUOTED_PAIR_RE = re.compile(r"\\(.)", re.S)
+_QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
 
 
 class MalformedAuthorization(ValueError):
@@ -201,7 +201,7 @@ class DigestCredentials:
         hash_ = _DIGEST_HASHES[self.algorithm]
         f = self.fields
         ha1 = digestHash.decode("ascii") if isinstance(digestHash, bytes) else digestHash
-        ha2 = hash_(f"{self.method}:{f['uri']}".encode("utf-8")).hexdigest()
+        ha2 = hash_(f"{self.method}:{f['uri']}".encode()).hexdigest()
         expected = hash_(
             ":".join((ha1.lower(), f["nonce"], f["nc"], f["cnonce"], f["qop"], ha2)).encode("utf-8")
         ).hexdigest()

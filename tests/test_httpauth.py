@@ -24,8 +24,11 @@ import pytest
 import pytest_twisted
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.cred import error as cred_error
-from twisted.cred.checkers import FilePasswordDB, ICredentialsChecker, InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.checkers import (
+    FilePasswordDB,
+    ICredentialsChecker,
+    InMemoryUsernamePasswordDatabaseDontUse,
+)
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer, task, threads, utils
 from zope.interface import implementer
@@ -413,7 +416,7 @@ def test_curl_digest_uses_sha256(base):
     need_curl()
     status, body, err = yield curl("--digest", "-u", f"alice:{PASSWORD}", base + "/digest?q=1")
     assert (status, body) == (200, '{"user": "alice"}')
-    sent = re.findall(r"^> Authorization: (.*)$", err, re.M)
+    sent = re.findall(r"^> Authorization: (.*)$", err, re.MULTILINE)
     assert len(sent) == 1 and "algorithm=SHA-256" in sent[0] and 'uri="/digest?q=1"' in sent[0]
     status, body, err = yield curl("--digest", "-u", f"alice:{PASSWORD}", "-d", "x=2", base + "/digest")
     assert (status, body) == (200, '{"posted": "2", "user": "alice"}')
@@ -428,7 +431,7 @@ def test_curl_anyauth_picks_digest_and_mixin(base):
     need_curl()
     status, body, err = yield curl("--anyauth", "-u", f"alice:{PASSWORD}", base + "/mixed")
     assert (status, body) == (200, '{"user": "alice", "prepare": "alice"}')
-    assert re.search(r"^> Authorization: Digest ", err, re.M)
+    assert re.search(r"^> Authorization: Digest ", err, re.MULTILINE)
     status, body, _ = yield curl("--basic", "-u", f"alice:{PASSWORD}", "-X", "PUT", base + "/mixed")
     assert (status, body) == (200, '{"put": "alice"}')
     status, _, _ = yield curl("-X", "PUT", base + "/mixed")

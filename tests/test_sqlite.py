@@ -357,7 +357,7 @@ def test_async_handlers_write_while_the_reactor_answers_during_a_long_query(adb,
     totals = []
     for r in responses:
         totals.append((yield r.json())["total"])
-    assert sorted(totals)[-1] == 8  # each saw its own insert committed
+    assert max(totals) == 8  # each saw its own insert committed
     hello = yield treq.get(base + "/hello", persistent=False)
     assert (hello.code, (yield hello.text())) == (200, "hello")
     assert slow_answered == []  # all of that was answered while the long query held on
@@ -392,7 +392,7 @@ def test_async_reactor_shutdown_waits_for_queued_work(tmp_path):
 
     path = tmp_path / "s.sqlite"
     result = subprocess.run([sys.executable, "-c", SHUTDOWN_SCRIPT, str(path)], env=child_env(),
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0 and result.stdout == "stopped\n", result.stderr
     with InlineSQLite(str(path)) as check:
         assert check.runQuery("SELECT count(*), sum(v) FROM t") == [(200, sum(range(200)))]
