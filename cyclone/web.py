@@ -203,6 +203,11 @@ class HTTPAuthenticationRequired(HTTPError):
         )
         return f"{self.auth_type} {params}"
 
+    def challenges(self) -> list[str]:
+        """Every ``WWW-Authenticate`` value to send, one header each, most
+        preferred first (``cyclone.httpauth`` sends several)."""
+        return [self.challenge()]
+
 
 def _reason_for(status: int) -> str:
     from cyclone.http1 import REASONS
@@ -847,9 +852,11 @@ class RequestHandler:
                 challenge = exc
         if isinstance(challenge, HTTPAuthenticationRequired):
             try:
-                self.set_header("WWW-Authenticate", challenge.challenge())
+                for value in challenge.challenges():
+                    self.add_header("WWW-Authenticate", value)
             except ValueError:
-                app_log.error("Invalid WWW-Authenticate challenge %r", challenge.challenge())
+                self.clear_header("WWW-Authenticate")
+                app_log.error("Invalid WWW-Authenticate challenge %r", challenge.challenges())
                 status_code, reason = 500, None
         try:
             self.set_status(status_code, reason=reason)
