@@ -188,10 +188,13 @@ class SSEHandler(RequestHandler):
         return self._send_frame(sse_codec.encode_comment(text), True)
 
     def close(self) -> None:
-        """Drop the connection at once (``finish()`` ends the stream cleanly)."""
+        """Drop the connection at once: the stream ends now (``unbind()``),
+        what was not sent is lost, and a browser reconnects. ``finish()``
+        ends the stream cleanly instead."""
         transport = self.transport
         if transport is not None and self.stream_open:
             transport.abortConnection()
+        self._end_stream()
 
     def _send_frame(self, frame: bytes, want_deferred: bool) -> defer.Deferred | None:
         """Write ``frame`` through ``flush()``; while the client does not take
@@ -262,7 +265,6 @@ class SSEHandler(RequestHandler):
         self._held = None
         self._held_size = 0
         self.close()
-        self._end_stream()  # the connection closes a turn later: nothing more is held meanwhile
 
     # -- the end ---------------------------------------------------------------------------
 
