@@ -223,7 +223,8 @@ class SSEHandler(RequestHandler):
             self._write_buffer.append(frame)
             drained = self.flush()
             if drained.called:
-                drained.addErrback(_ignore)  # failed only if closed: on_connection_close says so
+                if drained.result is not None:  # failed: closed, as on_connection_close says
+                    drained.addErrback(_ignore)
                 return defer.succeed(None) if want_deferred else None
             self._draining = True
             drained.addCallbacks(self._drained, _ignore)
