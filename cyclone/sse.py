@@ -32,12 +32,20 @@ Settings (``Application`` settings, read when a stream opens):
     (beyond what the socket and Twisted's transport hold, about 64 KiB);
     past it the stream is closed and a warning is logged, once per stream.
 
+A bad value of either raises ``ValueError`` when a stream opens (a 500
+before the stream's head, with the message in the log).
+
+Bytes the client sends after its request are kept unread (up to 64 KiB,
+then reading pauses), never taken as a next request while the stream is
+open. The client closing its connection is noticed at once; while reading
+is paused, at the next write (a heartbeat at the latest).
+
 Framing is ``cyclone.sse_codec`` (sans-IO).
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
 from twisted.internet import defer, task
 
@@ -54,6 +62,14 @@ DEFAULT_MAX_BUFFER_SIZE = 256 * 1024
 
 # stream states
 _NEW, _OPEN, _ENDED = 0, 1, 2
+
+
+def _check_settings(max_buffer_size: Any, interval: Any) -> None:
+    if isinstance(max_buffer_size, bool) or not isinstance(max_buffer_size, int) or max_buffer_size < 0:
+        raise ValueError(f"sse_max_buffer_size must be a number of bytes >= 0: {max_buffer_size!r}")
+    if interval is not None and (isinstance(interval, bool) or not isinstance(interval, (int, float))
+                                 or interval < 0):
+        raise ValueError(f"sse_heartbeat_interval must be seconds >= 0, or None: {interval!r}")
 
 
 class SSEHandler(RequestHandler):
@@ -108,6 +124,10 @@ class SSEHandler(RequestHandler):
         self._set_stream_headers()
         self.finish()
 
+    def compute_etag(self) -> None:
+        """None: an event stream (or its HEAD) never has an ETag."""
+        return None
+
     def _set_stream_headers(self) -> None:
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
@@ -120,17 +140,19 @@ class SSEHandler(RequestHandler):
             return None  # bind() answered (redirect, error, finish) or the client left
         if self._stream_state == _NEW:
             self._open()
-            self.flush()
+            self.flush().addErrback(_ignore)  # fails only if closed: on_connection_close says so
         return self._done
 
     def _open(self) -> None:
         if self._done is None:  # an event sent before get() (from prepare())
             self._done = defer.Deferred()
             self._set_stream_headers()
-        self._stream_state = _OPEN
         settings = self.application.settings
+        # the two settings of the module's docstring, with their defaults
         self._max_buffer_size = settings.get("sse_max_buffer_size", DEFAULT_MAX_BUFFER_SIZE)
         interval = settings.get("sse_heartbeat_interval", DEFAULT_HEARTBEAT_INTERVAL)
+        _check_settings(self._max_buffer_size, interval)
+        self._stream_state = _OPEN
         if interval:
             self._heartbeat = _HeartbeatTimer.of(interval)
             self._heartbeat.add(self)

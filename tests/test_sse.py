@@ -12,7 +12,7 @@ import socket
 import pytest
 import pytest_twisted
 from sseclient import SSEClient
-from twisted.internet import defer, reactor, task, threads
+from twisted.internet import reactor, task, threads
 
 from cyclone import web
 from cyclone.sse import EventChannel, SSEHandler, StreamClosedError
@@ -165,6 +165,7 @@ def test_head_gets_the_stream_head_and_ends(listen):
     )
     ((status, headers, body),) = parse_responses(data, methods=["HEAD"])
     assert status == 200 and headers["Content-Type"] == "text/event-stream" and body == b""
+    assert "Etag" not in headers
     assert rec.calls == []  # no bind() for HEAD
 
 
@@ -420,3 +421,68 @@ def test_send_event_waits_while_the_client_does_not_read(listen):
         yield poll_until(drain, timeout=20)
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"sse_max_buffer_size": -1}, "sse_max_buffer_size must be"),
+        ({"sse_max_buffer_size": "big"}, "sse_max_buffer_size must be"),
+        ({"sse_heartbeat_interval": -5}, "sse_heartbeat_interval must be"),
+        ({"sse_heartbeat_interval": "15"}, "sse_heartbeat_interval must be"),
+    ],
+)
+@inline
+def test_a_bad_setting_is_a_500_that_says_which(listen, caplog, settings, message):
+    rec = Recorder()
+    port = listen(make_app(rec, **settings))
+    data = yield threads.deferToThread(
+        raw_exchange, port, b"GET /events/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    )
+    ((status, _, _),) = parse_responses(data)
+    assert status == 500
+    assert any(message in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+    assert len(rec.channel) == 0
+
+
+def test_event_channel_history_is_bounded_and_replays_in_order():
+    channel = EventChannel(history=3)
+    for n in range(5):
+        assert channel.publish(f"e{n}") == 0  # nobody subscribed yet
+    assert [event_id for event_id, _ in channel._history] == ["3", "4", "5"]
+    assert channel._missed_after("4") == [b"id: 5\ndata: e4\n\n"]
+    assert channel._missed_after("5") == []
+    assert len(channel._missed_after("1")) == 3  # too old: everything kept
+    with pytest.raises(ValueError):
+        EventChannel(history=-1)
+    with pytest.raises(ValueError):
+        channel.publish("x", id="a\nb")
+
+
+@inline
+def test_unsubscribe_stops_the_events_of_a_channel(listen):
+    rec = Recorder()
+    other = EventChannel()
+    port = listen(make_app(rec))
+
+    def read_two():
+        connection, response, events = open_stream(port, "/events/x")
+        try:
+            return [next(events) for _ in range(2)]
+        finally:
+            connection.close()
+
+    reading = threads.deferToThread(read_two)
+    yield poll_until(lambda: len(rec.channel) == 1)
+    handler = rec.handlers[0]
+    other.subscribe(handler)
+    assert handler in other.subscribers and len(other) == 1
+    other.unsubscribe(handler)
+    other.unsubscribe(handler)  # twice: no error
+    assert other.publish("not for it") == 0
+    rec.channel.publish("first")
+    other.subscribe(handler)
+    other.publish("second")
+    got = yield reading
+    assert [e.data for e in got] == ["first", "second"]
+    yield poll_until(lambda: len(other) == 0)  # removed when its stream ended

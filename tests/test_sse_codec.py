@@ -3,7 +3,6 @@ client we did not write) and checked against the standard's rules."""
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest

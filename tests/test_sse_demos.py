@@ -17,7 +17,7 @@ import pytest
 from sseclient import SSEClient
 
 from tests.test_plugin import ROOT, Server, free_port
-from tests.test_websocket_demos import browser, context, expect  # noqa: F401  (fixtures)
+from tests.test_websocket_demos import browser, context, expect  # noqa: F401,F811  (fixtures)
 
 DEMO = ROOT / "demos" / "sse"
 
@@ -78,7 +78,7 @@ def test_lines_typed_into_the_feed_reach_an_sse_client(feed_demo):
         connection.close()
 
 
-def test_the_page_gets_named_events_and_after_a_drop_only_what_it_missed(feed_demo, context):
+def test_the_page_gets_named_events_and_after_a_drop_only_what_it_missed(feed_demo, context):  # noqa: F811  (the fixture)
     url, feed, server = feed_demo
     page = context.new_page()
     page.goto(url)

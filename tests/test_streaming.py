@@ -9,7 +9,6 @@ import json
 import logging
 import socket
 
-import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, task, threads
 
@@ -268,7 +267,6 @@ def test_a_long_poll_with_a_timeout_answers_empty(listen):
 
 @inline
 def test_cancel_on_close_after_the_client_left_cancels_at_once(listen):
-    seen = Seen()
     results = []
 
     class Late(web.RequestHandler):

@@ -17,7 +17,7 @@ import urllib.parse
 import pytest
 
 from tests.test_plugin import ROOT, Server, free_port
-from tests.test_websocket_demos import browser, context, expect  # noqa: F401  (fixtures)
+from tests.test_websocket_demos import browser, context, expect  # noqa: F401,F811  (fixtures)
 
 DEMO = ROOT / "demos" / "chat"
 
@@ -112,7 +112,7 @@ def say(page, text: str) -> None:
     page.locator("#body").press("Enter")
 
 
-def test_three_tabs_see_each_others_messages(chat, context):
+def test_three_tabs_see_each_others_messages(chat, context):  # noqa: F811  (the fixture)
     tabs = []
     for nick in ("ann", "bob", "cat"):
         page = context.new_page()
