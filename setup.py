@@ -145,6 +145,8 @@ setup(
             # it launches the system's browser (Debian's chromium, .ci/run installs
             # it), so "playwright install" and its browser downloads are not needed
             "playwright>=1.40",
+            # an SSE client we did not write, for tests/test_sse*.py
+            "sseclient-py>=1.8",
         ],
     },
     entry_points={
