@@ -8,7 +8,9 @@ import http.client
 import json
 import logging
 import socket
+import zlib
 
+import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, task, threads
 
@@ -86,6 +88,26 @@ class Ticks(web.RequestHandler):
         self.write("\nend")
 
 
+class Paced(web.RequestHandler):
+    """Yields "first", then waits for the test before "second"."""
+
+    def initialize(self, seen):
+        self.seen = seen
+
+    def get(self):
+        self.set_header("Content-Type", "text/plain")
+        seen = self.seen
+
+        async def chunks():
+            yield "first " * 300  # over gzip's minimum length
+            waiter = defer.Deferred()
+            seen.waiters.append(waiter)
+            await waiter
+            yield "second"
+
+        return self.write_stream(chunks())
+
+
 class NotIterable(web.RequestHandler):
     def get(self):
         return self.write_stream(42)
@@ -118,6 +140,7 @@ def make_app(seen: Seen, **settings) -> web.Application:
             (r"/lines", Lines, kwargs),
             (r"/endless", Endless, kwargs),
             (r"/ticks", Ticks, kwargs),
+            (r"/paced", Paced, kwargs),
             (r"/bad", NotIterable),
             (r"/poll", Poll, kwargs),
         ],
@@ -158,6 +181,57 @@ def test_an_async_generator_is_streamed_then_the_method_goes_on(listen):
     assert status == 200
     assert body == b'{"tick": 0}{"tick": 1}{"tick": 2}\nend'
     assert seen.events == ["ticks closed"]
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+@inline
+def test_each_chunk_reaches_the_client_before_the_next_exists(listen, gzipped):
+    seen = Seen()
+    port = listen(make_app(seen, compress_response=True))
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    accept = b"Accept-Encoding: gzip\r\n" if gzipped else b""
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def body_so_far(data: bytes) -> bytes:
+        """The chunked body's bytes in ``data``, decoded as far as they go."""
+        body = b""
+        rest = data.split(b"\r\n\r\n", 1)[1]
+        while rest:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line, 16)
+            if size == 0 or len(rest) < size + 2:
+                break
+            body, rest = body + rest[:size], rest[size + 2 :]
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body) if gzipped else body
+
+    def read_first():
+        data = b""
+        while not (b"\r\n\r\n" in data and b"first " * 300 in body_so_far(data)):
+            chunk = sock.recv(65536)
+            assert chunk, "closed early"
+            data += chunk
+        return data
+
+    try:
+        sock.sendall(b"GET /paced HTTP/1.1\r\nHost: a\r\nConnection: close\r\n" + accept + b"\r\n")
+        head = yield threads.deferToThread(read_first)
+        assert (b"Content-Encoding: gzip" in head) == gzipped
+        assert len(seen.waiters) == 1 and not seen.waiters[0].called  # "second" does not exist yet
+        seen.waiters[0].callback(None)
+        rest = yield threads.deferToThread(raw_read_all, sock)
+    finally:
+        sock.close()
+    ((status, _, body),) = parse_responses(head + rest)
+    if gzipped:
+        body = decoder.decompress(body)
+    assert (status, body) == (200, ("first " * 300 + "second").encode())
+
+
+def raw_read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
 
 
 @inline
