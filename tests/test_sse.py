@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import http.client
 import logging
+import os
+import shutil
 import socket
 
 import pytest
@@ -486,3 +488,75 @@ def test_unsubscribe_stops_the_events_of_a_channel(listen):
     got = yield reading
     assert [e.data for e in got] == ["first", "second"]
     yield poll_until(lambda: len(other) == 0)  # removed when its stream ended
+
+
+_NGINX_CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            # nginx's defaults: the proxied response is buffered
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_http_version 1.1;
+        }}
+    }}
+}}
+"""
+
+
+@pytest.fixture
+def nginx_in_front(tmp_path):
+    """``start(upstream_port) -> port`` of an nginx proxying to it, with
+    nginx's default buffering (skipped without nginx, except under CI)."""
+    from tests.test_plugin import Server, free_port
+
+    program = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if program is None:
+        if os.environ.get("CI"):
+            pytest.fail("nginx is not installed; CI must run this test")
+        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    servers = []
+
+    def start(upstream: int) -> int:
+        port = free_port()
+        conf = tmp_path / "nginx.conf"
+        conf.write_text(_NGINX_CONF.format(tmp=tmp_path, port=port, upstream=upstream))
+        server = Server([program, "-p", str(tmp_path), "-c", str(conf)], tmp_path, tmp_path / "nginx.log")
+        servers.append(server)
+        server.wait_tcp(port)
+        return port
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@inline
+def test_events_pass_nginx_at_once(listen, nginx_in_front):
+    rec = Recorder()
+    port = nginx_in_front(listen(make_app(rec, sse_heartbeat_interval=0)))
+
+    def read_one_at_a_time():
+        connection, response, events = open_stream(port, "/events/x")
+        try:
+            got = []
+            for text in ("one", "two"):
+                # each event is published only after the last one arrived
+                reactor.callFromThread(rec.channel.publish, text)
+                got.append(next(events).data)
+            return response.status, got
+        finally:
+            connection.close()
+
+    reading = threads.deferToThread(read_one_at_a_time)
+    status, got = yield reading
+    assert (status, got) == (200, ["one", "two"])
