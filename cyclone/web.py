@@ -1464,7 +1464,8 @@ class RequestHandler:
         """Finish when what the verb method ``name`` returned is done."""
         if inspect.isgenerator(result):
             app_log.warning(
-                "%s.%s returned a generator: decorate it with @defer.inlineCallbacks",
+                "%s.%s returned a generator: decorate it with @defer.inlineCallbacks "
+                "(to stream its chunks instead, return self.write_stream(generator))",
                 type(self).__name__,
                 name,
             )

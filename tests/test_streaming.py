@@ -357,3 +357,17 @@ def test_cancel_on_close_after_the_client_left_cancels_at_once(listen):
     assert (status, body) == (200, b"done")
     yield poll_until(lambda: len(results) == 2)
     assert results == ["cancelled", "StreamClosedError"]
+
+
+@inline
+def test_a_returned_bare_generator_is_still_inlinecallbacks(listen, caplog):
+    class Legacy(web.RequestHandler):
+        def get(self):
+            value = yield task.deferLater(reactor, 0, lambda: "from a Deferred")
+            self.write(value)
+
+    port = listen(web.Application([(r"/legacy", Legacy)]))
+    status, _, body = yield threads.deferToThread(get, port, "/legacy")
+    assert (status, body) == (200, b"from a Deferred")  # the yielded Deferred was waited on, not written
+    (warning,) = [r for r in caplog.records if "returned a generator" in r.getMessage()]
+    assert "self.write_stream(generator)" in warning.getMessage()
