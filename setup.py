@@ -151,6 +151,8 @@ setup(
             # tests/oauth_provider.py, the OAuth provider double of tests/test_auth.py,
             # checks every OAuth 1.0a signature with it (an implementation we did not write)
             "oauthlib>=3.2",
+            # an SSE client we did not write, for tests/test_sse*.py
+            "sseclient-py>=1.8",
         ],
     },
     entry_points={

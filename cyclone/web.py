@@ -45,13 +45,13 @@ import time
 import traceback
 import types
 import urllib.parse
-from typing import Any, Callable, Iterable
+from typing import Any, AsyncIterable, Callable, Iterable
 
 from twisted.internet import defer, protocol
 from twisted.python import failure
 
 import cyclone
-from cyclone import escape, httputil, locale, origin, signing, template
+from cyclone import escape, httputil, locale, origin, signing, streaming, template
 from cyclone.concurrent import ensure_deferred
 from cyclone.cookies import format_set_cookie
 from cyclone.escape import _unicode, json_encode, utf8
@@ -718,6 +718,20 @@ class RequestHandler:
                 return defer.succeed(None)
             return connection.write(chunk)  # when_drained()'s Deferred
         return connection.when_drained()
+
+    def write_stream(self, chunks: Iterable[Any] | AsyncIterable[Any]) -> defer.Deferred:
+        """Write and flush each chunk of an iterable, generator or async
+        generator, waiting for the client to take each one (see
+        ``cyclone.streaming``); return or await the Deferred. A *returned*
+        bare generator is still run as ``@inlineCallbacks``."""
+        return streaming.write_stream(self, chunks)
+
+    def cancel_on_close(self, awaitable: Any, timeout: float | None = None) -> defer.Deferred:
+        """Wait on ``awaitable`` (long polling): it is cancelled if the client
+        goes away (the Deferred then fails with ``StreamClosedError``, which
+        ends the request quietly) or after ``timeout`` seconds if given
+        (``TimeoutError``). See ``cyclone.streaming``."""
+        return streaming.cancel_on_close(self, awaitable, timeout)
 
     def finish(self, chunk: str | bytes | dict | None = None) -> None:
         """Finish the response, writing ``chunk`` first if given."""
@@ -1457,7 +1471,8 @@ class RequestHandler:
         """Finish when what the verb method ``name`` returned is done."""
         if inspect.isgenerator(result):
             app_log.warning(
-                "%s.%s returned a generator: decorate it with @defer.inlineCallbacks",
+                "%s.%s returned a generator: decorate it with @defer.inlineCallbacks "
+                "(to stream its chunks instead, return self.write_stream(generator))",
                 type(self).__name__,
                 name,
             )
