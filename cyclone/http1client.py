@@ -66,7 +66,7 @@ class ProtocolError(Exception):
 class ResponseHead:
     """A status line and its header fields, as received."""
 
-    __slots__ = ("code", "headers", "interim", "lines", "reason", "version")
+    __slots__ = ("version", "code", "reason", "headers", "lines", "interim", "_index")
 
     def __init__(
         self, version: str, code: int, reason: str, headers: list[tuple[str, str]], lines: list[str]
@@ -79,10 +79,23 @@ class ResponseHead:
         #: the head as received, one str per line with its CRLF, then "\r\n"
         self.lines = lines
         self.interim = 100 <= code < 200 and code != 101
+        index: dict[str, list[str]] = {}
+        for key, value in headers:
+            key = key.lower()
+            if key in index:
+                index[key].append(value)
+            else:
+                index[key] = [value]
+        self._index = index
 
     def get_list(self, name: str) -> list[str]:
-        name = name.lower()
-        return [value for key, value in self.headers if key.lower() == name]
+        """Every value of the field ``name`` (any case), in order."""
+        return self._index.get(name.lower(), [])
+
+    def get(self, name: str) -> str | None:
+        """The first value of the field ``name``, or None."""
+        values = self._index.get(name.lower())
+        return values[0] if values else None
 
     def __repr__(self) -> str:
         return f"ResponseHead({self.version} {self.code} {self.reason!r}, {len(self.headers)} headers)"

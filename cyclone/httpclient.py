@@ -33,8 +33,10 @@ header is refused (``ValueError``) before anything is sent.
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
 import io
+import re
 import time
 import urllib.parse
 import zlib
@@ -300,8 +302,8 @@ class HTTPRequest:
         if http_version not in ("HTTP/1.0", "HTTP/1.1"):
             raise ValueError(f"http_version must be 'HTTP/1.0' or 'HTTP/1.1', not {http_version!r}")
         self.http_version = http_version
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme == "http+unix":
+        parts = urllib.parse.urlsplit(url) if url.startswith("http+unix:") or "@" in url else None
+        if parts is not None and parts.scheme == "http+unix":
             if unix_socket is None:
                 unix_socket = urllib.parse.unquote(parts.netloc)
             url = urllib.parse.urlunsplit(("http", "localhost", parts.path, parts.query, parts.fragment))
@@ -310,7 +312,7 @@ class HTTPRequest:
         self.url = url
         if user_agent is not None and "User-Agent" not in self.headers:
             self.headers["User-Agent"] = user_agent
-        if auth_username is None and parts.username is not None:
+        if auth_username is None and parts is not None and parts.username is not None:
             auth_username = urllib.parse.unquote(parts.username)
             auth_password = urllib.parse.unquote(parts.password or "")
         self.auth_username = auth_username
@@ -564,7 +566,7 @@ class _Connection(protocol.Protocol):
         self.gate = _Gate()
         self.uses = 0
         self.lost = False
-        self.idle_timer: Any = None
+        self.idle_since = 0.0
         #: fired by connectionLost
         self.closed: defer.Deferred[None] = defer.Deferred()
         # set while a CONNECT tunnel is being opened
@@ -613,7 +615,6 @@ class _Connection(protocol.Protocol):
     # -- exchanges ---------------------------------------------------------------------
 
     def send(self, exchange: _Exchange) -> defer.Deferred[tuple[http1client.ResponseHead, bytes]]:
-        self.cancel_idle_timer()
         self.exchange = exchange
         exchange.connection = self
         self.uses += 1
@@ -713,15 +714,9 @@ class _Connection(protocol.Protocol):
         if self.transport is not None and not self.lost:
             self.transport.abortConnection()
 
-    def cancel_idle_timer(self) -> None:
-        if self.idle_timer is not None and self.idle_timer.active():
-            self.idle_timer.cancel()
-        self.idle_timer = None
-
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         self.lost = True
         self.gate.stopProducing()
-        self.cancel_idle_timer()
         self.pool.forget(self)
         if self._tunnel is not None:
             done, _ = self._tunnel
@@ -752,6 +747,7 @@ class _Pool:
         self.idle_timeout = idle_timeout
         self.idle: dict[tuple, list[_Connection]] = {}
         self.open: set[_Connection] = set()
+        self._sweep: Any = None
 
     def track(self, connection: _Connection) -> None:
         self.open.add(connection)
@@ -761,7 +757,6 @@ class _Pool:
         while idle:
             connection = idle.pop()
             if not connection.lost:
-                connection.cancel_idle_timer()
                 return connection
         return None
 
@@ -770,14 +765,28 @@ class _Pool:
         if len(idle) >= self.max_idle_per_key:
             connection.transport.loseConnection()
             return
+        reactor = _reactor()
+        connection.idle_since = reactor.seconds()
         idle.append(connection)
-        if self.idle_timeout:
-            connection.idle_timer = _reactor().callLater(self.idle_timeout, self._expire, connection)
+        # One timer for the whole pool, not one per release: it closes
+        # connections idle for idle_timeout, then waits for the next oldest.
+        if self.idle_timeout and self._sweep is None:
+            self._sweep = reactor.callLater(self.idle_timeout, self._expire)
 
-    def _expire(self, connection: _Connection) -> None:
-        connection.idle_timer = None
-        self.forget(connection)
-        connection.transport.loseConnection()
+    def _expire(self) -> None:
+        self._sweep = None
+        reactor = _reactor()
+        now = reactor.seconds()
+        oldest: float | None = None
+        for idle in list(self.idle.values()):
+            for connection in list(idle):
+                if now - connection.idle_since >= self.idle_timeout:
+                    self.forget(connection)
+                    connection.transport.loseConnection()
+                elif oldest is None or connection.idle_since < oldest:
+                    oldest = connection.idle_since
+        if oldest is not None:
+            self._sweep = reactor.callLater(oldest + self.idle_timeout - now, self._expire)
 
     def forget(self, connection: _Connection) -> None:
         self.open.discard(connection)
@@ -792,6 +801,9 @@ class _Pool:
         for connection in list(self.open):
             connection.abort()
         self.idle.clear()
+        if self._sweep is not None and self._sweep.active():
+            self._sweep.cancel()
+        self._sweep = None
         return defer.gatherResults(closing)
 
 
@@ -910,9 +922,7 @@ class AsyncHTTPClient:
                     prepared = _Prepared(request, self.keep_alive)
                     redirects_left -= 1
                     continue
-                headers = HTTPHeaders()
-                for name, value in head.headers:
-                    headers.add(name, value)
+                headers = HTTPHeaders._from_pairs(head.headers)
                 if prepared.decoded_coding is not None:
                     del headers["Content-Encoding"]
                     headers["X-Consumed-Content-Encoding"] = prepared.decoded_coding
@@ -1018,14 +1028,40 @@ def _authority(host: str, port: int) -> str:
 
 
 def _header(head: http1client.ResponseHead, name: str) -> str | None:
-    values = head.get_list(name)
-    return values[0] if values else None
+    return head.get(name)
+
+
+# What urllib.parse.quote would change in a URL (controls and spaces are left
+# for request_head to refuse).
+_NEEDS_QUOTING = re.compile(r'[^\x00-\x7f]|["<>\\^`{|}]')
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~" + "".join(map(chr, range(33))) + "\x7f"
 
 
 def _ascii_url(url: str) -> str:
-    # A request target is made of URL characters; quote anything else (but
-    # not controls: those are refused by request_head).
-    return urllib.parse.quote(url, safe=":/?#[]@!$&'()*+,;=%~" + "".join(map(chr, range(33))) + "\x7f")
+    # A request target is made of URL characters; quote anything else.
+    if _NEEDS_QUOTING.search(url) is None:
+        return url
+    return urllib.parse.quote(url, safe=_URL_SAFE)
+
+
+@functools.lru_cache(maxsize=512)
+def _split_url(url: str) -> tuple[str, str, int, int | None, str, str, str]:
+    """``(scheme, host, port, port as written, netloc without userinfo, path,
+    query)`` of an http(s) URL; ValueError for anything else. Cached: clients
+    fetch the same URLs again and again."""
+    parts = urllib.parse.urlsplit(_ascii_url(url))
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"cannot fetch {url!r}: the scheme must be http or https")
+    host = parts.hostname
+    if not host:
+        raise ValueError(f"cannot fetch {url!r}: no host")
+    try:
+        explicit_port = parts.port
+    except ValueError:
+        raise ValueError(f"cannot fetch {url!r}: bad port") from None
+    port = explicit_port or (443 if parts.scheme == "https" else 80)
+    netloc = parts.netloc.rpartition("@")[2]
+    return parts.scheme, host, port, explicit_port, netloc, parts.path, parts.query
 
 
 class _Prepared:
@@ -1034,18 +1070,10 @@ class _Prepared:
 
     def __init__(self, request: HTTPRequest, keep_alive: bool) -> None:
         self.request = request
-        parts = urllib.parse.urlsplit(_ascii_url(request.url))
-        if parts.scheme not in ("http", "https"):
-            raise ValueError(f"cannot fetch {request.url!r}: the scheme must be http or https")
-        if not parts.hostname:
-            raise ValueError(f"cannot fetch {request.url!r}: no host")
-        try:
-            port = parts.port
-        except ValueError:
-            raise ValueError(f"cannot fetch {request.url!r}: bad port") from None
-        self.scheme = parts.scheme
-        self.host = parts.hostname
-        self.port = port or (443 if parts.scheme == "https" else 80)
+        scheme, host, port, explicit_port, netloc, path, query = _split_url(request.url)
+        self.scheme = scheme
+        self.host = host
+        self.port = port
         self.keep_alive = keep_alive and request.http_version == "HTTP/1.1"
         self.decoded_coding: str | None = None
         #: set when the response is a redirect to follow
@@ -1054,26 +1082,25 @@ class _Prepared:
         self.proxy_headers: list[tuple[str, str]] = []
         if proxied and request.proxy_username is not None:
             self.proxy_headers.append(("Proxy-Authorization", _basic(request.proxy_username, request.proxy_password)))
-        if proxied and parts.scheme == "http":
+        if proxied and scheme == "http":
             # An HTTP proxy takes the absolute URL (RFC 9112 3.2.2).
-            target = urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2],
-                                              parts.path or "/", parts.query, ""))
+            target = urllib.parse.urlunsplit((scheme, netloc, path or "/", query, ""))
         else:
-            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            target = (path or "/") + (f"?{query}" if query else "")
         headers: list[tuple[str, str]] = []
         if "Host" not in request.headers:
             host = self.host.encode("idna").decode("ascii") if not self.host.isascii() else self.host
             if ":" in host:
                 host = f"[{host}]"
-            if parts.port is not None:
-                host = f"{host}:{parts.port}"
+            if explicit_port is not None:
+                host = f"{host}:{explicit_port}"
             headers.append(("Host", host))
         if not self.keep_alive and request.http_version == "HTTP/1.1" and "Connection" not in request.headers:
             headers.append(("Connection", "close"))
         elif "close" in request.headers.get("Connection", "").lower():
             self.keep_alive = False
         headers.extend(request.headers.get_all())
-        if proxied and parts.scheme == "http":
+        if proxied and scheme == "http":
             headers.extend(self.proxy_headers)
         self.chunked = False
         has_body = request.body is not None or request.body_producer is not None
