@@ -978,7 +978,9 @@ class AsyncHTTPClient:
                 return await connection.send(exchange)
             except (error.ConnectionDone, error.ConnectionLost, http1client.ProtocolError) as e:
                 # A kept-alive connection the server closed meanwhile: try once more on a new one.
-                stale = reused and not parser.started and request.method in _IDEMPOTENT
+                # (A streamed body may already be partly consumed: never sent twice.)
+                stale = (reused and not parser.started and request.method in _IDEMPOTENT
+                         and request.body_producer is None)
                 if not stale or (isinstance(e, http1client.ProtocolError) and parser.started):
                     raise
             except defer.CancelledError:

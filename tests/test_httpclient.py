@@ -519,3 +519,64 @@ def test_a_gzip_bomb_is_stopped_without_inflating_it_in_memory(listen, client):
     finally:
         tracemalloc.stop()
     assert peak < 20_000_000, peak
+
+
+# -- streamed request bodies, 100-continue, the queue ---------------------------------
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_body_producer_is_sent_chunked_and_the_connection_kept(server, client):
+    async def produce(write):
+        for piece in (b"one ", "two ", b"three"):
+            await write(piece)
+
+    first = yield client.fetch(server + "/echo", method="POST", body_producer=produce)
+    echoed = _json(first)
+    assert echoed["body"] == "one two three"
+    assert echoed["headers"]["Transfer-Encoding"] == "chunked" and "Content-Length" not in echoed["headers"]
+    second = yield client.fetch(server + "/echo")
+    assert _json(second)["port"] == echoed["port"]
+
+
+@pytest_twisted.inlineCallbacks
+def test_expect_100_continue_holds_the_body_until_the_server_says_so(listen, client):
+    class Continue(protocol.Protocol):
+        def connectionMade(self) -> None:
+            self.data = b""
+
+        def dataReceived(self, data: bytes) -> None:
+            self.data += data
+            head, sep, rest = self.data.partition(b"\r\n\r\n")
+            if sep and not rest and b"HTTP/1.1 100" not in getattr(self, "sent", b""):
+                assert b"Expect: 100-continue" in head
+                self.sent = b"HTTP/1.1 100 Continue\r\n\r\n"
+                self.transport.write(self.sent)
+            elif sep and rest == b"body":
+                self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ngot body")
+
+    factory = protocol.Factory.forProtocol(Continue)
+    port = listen(factory)
+    response = yield client.fetch(f"http://127.0.0.1:{port}/", method="PUT", body=b"body",
+                                  expect_100_continue=True)
+    assert response.body == b"got body"
+
+
+@pytest_twisted.inlineCallbacks
+def test_requests_beyond_max_clients_wait_in_line_within_their_timeout(listen):
+    held = Scripted([])  # takes requests, never answers
+    port = listen(held)
+    client = AsyncHTTPClient(max_clients=1)
+    try:
+        first = client.fetch(f"http://127.0.0.1:{port}/first", request_timeout=30)
+        first.addErrback(lambda f: None)
+        with pytest.raises(HTTPTimeoutError):
+            yield client.fetch(f"http://127.0.0.1:{port}/second", request_timeout=0.3)
+        # The second request never left the queue: the server saw only the first.
+        assert [r.split(b" ")[1] for r in held.requests] == [b"/first"]
+        first.cancel()
+        # Its slot is free again.
+        held.answers.append(b"HTTP/1.1 204 No Content\r\n\r\n")
+        response = yield client.fetch(f"http://127.0.0.1:{port}/third", request_timeout=5)
+        assert response.code == 204
+    finally:
+        yield client.close()
