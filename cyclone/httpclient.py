@@ -194,7 +194,8 @@ class HTTPRequest:
     header the body goes chunked. The original cyclone's names are accepted
     too: ``postdata`` (a body that makes the default method POST and the
     default type a form), ``followRedirect``, ``maxRedirects``, ``timeout``
-    (``request_timeout``) and ``proxy=(host, port)``.
+    (``request_timeout``: the original's limited only the connection) and
+    ``proxy=(host, port)`` (or ``proxy="http://user:password@host:port"``).
 
     ``request_timeout`` (20 s) covers the whole fetch: waiting for a
     connection, redirects, and reading the body. ``connect_timeout`` (20 s)
@@ -247,7 +248,7 @@ class HTTPRequest:
         followRedirect: bool | None = None,
         maxRedirects: int | None = None,
         timeout: float | None = None,
-        proxy: tuple[str, int] | None = None,
+        proxy: tuple[str, int] | str | None = None,
     ) -> None:
         url = _text(url, "url")
         if postdata is not None:
@@ -289,7 +290,15 @@ class HTTPRequest:
         self.ca_certs = ca_certs
         self.client_cert = client_cert
         self.client_key = client_key
-        if proxy is not None:
+        if isinstance(proxy, str):
+            proxy_parts = urllib.parse.urlsplit(proxy)
+            if proxy_parts.scheme != "http" or not proxy_parts.hostname:
+                raise ValueError(f"proxy must be an http:// URL or (host, port), not {proxy!r}")
+            proxy_host, proxy_port = proxy_parts.hostname, proxy_parts.port or 80
+            if proxy_parts.username is not None and proxy_username is None:
+                proxy_username = urllib.parse.unquote(proxy_parts.username)
+                proxy_password = urllib.parse.unquote(proxy_parts.password or "")
+        elif proxy is not None:
             proxy_host, proxy_port = proxy[0], int(proxy[1])
         self.proxy_host = _text(proxy_host, "proxy_host") if proxy_host is not None else None
         self.proxy_port = proxy_port
@@ -1197,7 +1206,10 @@ def fetch(url: str | bytes | HTTPRequest, **kwargs: Any) -> defer.Deferred[HTTPR
     cyclone's). As the original's ``fetch``, a response with a 4xx or 5xx code
     is returned (``response.error`` set), not raised, unless
     ``raise_error=True``; no response at all (refused, timed out, closed
-    early, too large) fails the Deferred.
+    early, too large) fails the Deferred. Any method may carry a body or
+    none (Tornado's check is ``AsyncHTTPClient.fetch``'s).
     """
     kwargs.setdefault("raise_error", False)
+    if not isinstance(url, HTTPRequest):
+        kwargs.setdefault("allow_nonstandard_methods", True)
     return AsyncHTTPClient().fetch(url, **kwargs)

@@ -446,6 +446,17 @@ def test_postdata_makes_a_form_post_and_headers_may_be_lists(server):
     assert _json(response)["method"] == "PUT"
 
 
+@pytest_twisted.inlineCallbacks
+def test_the_module_fetch_lets_any_method_carry_a_body_or_none(server, client):
+    echoed = _json((yield fetch(server + "/echo", method="DELETE", body="gone")))
+    assert echoed["method"] == "DELETE" and echoed["body"] == "gone"
+    echoed = _json((yield fetch(server + "/echo", method="POST")))
+    assert echoed["method"] == "POST" and echoed["headers"]["Content-Length"] == "0"
+    # AsyncHTTPClient.fetch checks as Tornado's does.
+    with pytest.raises(ValueError, match="Body must be None"):
+        client.fetch(server + "/echo", method="DELETE", body="gone")
+
+
 def test_the_shared_client_is_one_instance_and_force_instance_is_another():
     assert AsyncHTTPClient() is AsyncHTTPClient()
     other = AsyncHTTPClient(force_instance=True)
