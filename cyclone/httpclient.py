@@ -52,7 +52,9 @@ from twisted.internet.endpoints import (
     UNIXClientEndpoint,
     wrapClientTLS,
 )
+from twisted.internet.interfaces import IPushProducer
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from cyclone import http1client
 from cyclone.httputil import HTTPHeaders, HTTPInputError
@@ -494,6 +496,7 @@ class _BodySink:
 # -- one connection -----------------------------------------------------------------
 
 
+@implementer(IPushProducer)
 class _Gate:
     """Tells a streamed request body when the socket's buffer is full (an IPushProducer)."""
 
@@ -522,11 +525,6 @@ class _Gate:
         self.stopped = True
         self.resumeProducing()
 
-
-from twisted.internet.interfaces import IPushProducer
-from zope.interface import classImplements
-
-classImplements(_Gate, IPushProducer)
 
 
 class _Exchange:

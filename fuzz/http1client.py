@@ -21,7 +21,13 @@ from __future__ import annotations
 
 import random
 
-from cyclone.http1client import Data, EndOfMessage, ProtocolError, ResponseHead, ResponseParser
+from cyclone.http1client import (
+    Data,
+    EndOfMessage,
+    ProtocolError,
+    ResponseHead,
+    ResponseParser,
+)
 
 METHODS = ["GET", "HEAD", "POST", "CONNECT"]
 HEAD_LIMITS = [65536, 64, 24]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sys
 
-import pytest
 import pytest_twisted
 import treq
 from twisted.internet import defer
