@@ -63,6 +63,7 @@ from cyclone.netutil import tls_client_creator
 __all__ = [
     "AsyncHTTPClient",
     "HTTPBodyTooLargeError",
+    "HTTPClient",
     "HTTPClientError",
     "HTTPError",
     "HTTPRequest",
@@ -1211,3 +1212,16 @@ def fetch(url: str | bytes | HTTPRequest, **kwargs: Any) -> defer.Deferred[HTTPR
     if not isinstance(url, HTTPRequest):
         kwargs.setdefault("allow_nonstandard_methods", True)
     return AsyncHTTPClient().fetch(url, **kwargs)
+
+
+class HTTPClient:
+    """The original cyclone's ``HTTPClient(url, **kwargs).fetch()``: the same
+    as ``fetch(url, **kwargs)``, kept so that code written for it runs."""
+
+    def __init__(self, url: str | bytes, **kwargs: Any) -> None:
+        self.url = url
+        self.kwargs = kwargs
+
+    def fetch(self) -> defer.Deferred[HTTPResponse]:
+        return fetch(self.url, **self.kwargs)
+

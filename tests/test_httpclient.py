@@ -14,6 +14,7 @@ import pytest_twisted
 from twisted.internet import defer, protocol
 
 import cyclone.web
+from cyclone import httpclient
 from cyclone.httpclient import (
     AsyncHTTPClient,
     HTTPBodyTooLargeError,
@@ -455,6 +456,12 @@ def test_the_module_fetch_lets_any_method_carry_a_body_or_none(server, client):
     # AsyncHTTPClient.fetch checks as Tornado's does.
     with pytest.raises(ValueError, match="Body must be None"):
         client.fetch(server + "/echo", method="DELETE", body="gone")
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_original_HTTPClient_class(server):
+    response = yield httpclient.HTTPClient(server + "/echo", method="PUT", postdata="x=1").fetch()
+    assert response.code == 200 and _json(response)["method"] == "PUT" and _json(response)["body"] == "x=1"
 
 
 def test_the_shared_client_is_one_instance_and_force_instance_is_another():
