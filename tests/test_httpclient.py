@@ -25,6 +25,7 @@ from cyclone.httpclient import (
     HTTPTimeoutError,
     fetch,
 )
+from cyclone.testing import AsyncHTTPTestCase, gen_test
 
 
 class Echo(cyclone.web.RequestHandler):
@@ -598,3 +599,33 @@ def test_requests_beyond_max_clients_wait_in_line_within_their_timeout(listen):
         assert response.code == 204
     finally:
         yield client.close()
+
+
+# -- inside a cyclone.testing test case -------------------------------------------------
+
+class _Relay(cyclone.web.RequestHandler):
+    """Fetches /echo of its own server through the shared client and relays it."""
+
+    async def get(self) -> None:
+        base = f"{self.request.protocol}://{self.request.host}"
+        response = await fetch(base + "/echo?via=relay", headers={"X-Relayed": "1"})
+        self.write({"upstream": _json(response)})
+
+
+class HandlerFetchingInATestCase(AsyncHTTPTestCase):
+    """A handler that keeps a connection alive through cyclone.httpclient's
+    shared client: the test case closes it, so trial finds the reactor clean."""
+
+    def get_app(self):
+        return cyclone.web.Application([(r"/relay", _Relay), (r"/echo.*", Echo)])
+
+    def test_relay_blocking_fetch(self):
+        response = self.fetch("/relay")
+        upstream = json.loads(response.body)["upstream"]
+        assert upstream["uri"] == "/echo?via=relay" and upstream["headers"]["X-Relayed"] == "1"
+        assert AsyncHTTPClient._shared is not None and AsyncHTTPClient._shared._pool.open
+
+    @gen_test
+    async def test_relay_coroutine(self):
+        response = await self.http_client.fetch(self.get_url("/relay"))
+        assert json.loads(response.body)["upstream"]["method"] == "GET"
