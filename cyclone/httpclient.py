@@ -93,10 +93,19 @@ STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "
 _BODY_EXPECTED = frozenset({"POST", "PUT", "PATCH"})
 
 
-def _reactor() -> Any:
-    from twisted.internet import reactor
+_the_reactor: Any = None
 
-    return reactor
+
+def _reactor() -> Any:
+    # Imported on first use, not with this module, so that an application
+    # can still install another reactor (asyncio) after importing cyclone;
+    # then kept, as the import costs more than a request's parsing.
+    global _the_reactor
+    if _the_reactor is None:
+        from twisted.internet import reactor
+
+        _the_reactor = reactor
+    return _the_reactor
 
 
 # -- errors -------------------------------------------------------------------------
