@@ -1050,10 +1050,12 @@ def _header(head: http1client.ResponseHead, name: str) -> str | None:
     return head.get(name)
 
 
-# What urllib.parse.quote would change in a URL (controls and spaces are left
-# for request_head to refuse).
-_NEEDS_QUOTING = re.compile(r'[^\x00-\x7f]|["<>\\^`{|}]')
-_URL_SAFE = ":/?#[]@!$&'()*+,;=%~" + "".join(map(chr, range(33))) + "\x7f"
+# What urllib.parse.quote changes in a URL: spaces, non-ASCII, and the
+# printable characters a URL may not hold.
+_NEEDS_QUOTING = re.compile(r'[^\x00-\x7f]|[ "<>\\^`{|}]')
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
+# urlsplit silently drops TAB, CR and LF: such a URL is refused instead.
+_URL_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _ascii_url(url: str) -> str:
@@ -1068,6 +1070,8 @@ def _split_url(url: str) -> tuple[str, str, int, int | None, str, str, str]:
     """``(scheme, host, port, port as written, netloc without userinfo, path,
     query)`` of an http(s) URL; ValueError for anything else. Cached: clients
     fetch the same URLs again and again."""
+    if _URL_CONTROL.search(url):
+        raise ValueError(f"cannot fetch {url!r}: a control character (CR, LF, TAB, NUL, ...) in the URL")
     parts = urllib.parse.urlsplit(_ascii_url(url))
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"cannot fetch {url!r}: the scheme must be http or https")

@@ -362,13 +362,20 @@ def test_cr_lf_in_method_or_header_is_refused_before_sending(listen, client, kwa
     assert scripted.connections == []
 
 
-@pytest.mark.parametrize("url", ["/path\r\nInjected: 1", "/a b", "/\x00"])
-def test_cr_lf_or_space_in_the_url_is_refused_before_sending(listen, client, url):
+@pytest.mark.parametrize("url", ["/path\r\nInjected: 1", "/a\r\nb", "/a\nb", "/a\tb", "/\x00", "/\x7f",
+                                 "/?q=\r\n", "/#\n"])
+def test_control_characters_in_the_url_are_refused_before_sending(listen, client, url):
     scripted = Scripted([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"])
     port = listen(scripted)
     with pytest.raises(ValueError):
         client.fetch(f"http://127.0.0.1:{port}{url}")
     assert scripted.connections == []
+
+
+@pytest_twisted.inlineCallbacks
+def test_spaces_and_non_ascii_in_the_url_are_quoted(server, client):
+    response = yield client.fetch(server + "/echo/a b/caf\u00e9?q=x y&r=<\u20ac>")
+    assert _json(response)["uri"] == "/echo/a%20b/caf%C3%A9?q=x%20y&r=%3C%E2%82%AC%3E"
 
 
 def test_unknown_scheme_is_refused(client):
