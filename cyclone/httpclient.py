@@ -1161,7 +1161,9 @@ def _redirected(request: HTTPRequest, code: int, location: str) -> HTTPRequest |
     ``location``, or None when it cannot be followed (another scheme, a body
     that cannot be sent twice)."""
     url = urllib.parse.urljoin(request.url, location.strip())
-    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+    try:
+        _split_url(url)
+    except ValueError:  # another scheme, a control character, a bad port: not followed
         return None
     method, body, producer = request.method, request.body, request.body_producer
     headers = request.headers.copy()

@@ -303,6 +303,13 @@ def test_a_redirect_to_another_scheme_is_not_followed(server, client):
     assert response.code == 302
 
 
+@pytest_twisted.inlineCallbacks
+def test_a_location_that_cannot_be_fetched_is_returned_not_followed(listen, client):
+    port = listen(Scripted([b"HTTP/1.1 302 Found\r\nLocation: /a\tb\r\nContent-Length: 0\r\n\r\n"]))
+    response = yield client.fetch(f"http://127.0.0.1:{port}/", raise_error=False)
+    assert response.code == 302 and response.headers["Location"] == "/a\tb"
+
+
 # -- bodies, compression and limits ---------------------------------------------------
 
 
