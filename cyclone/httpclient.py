@@ -993,15 +993,15 @@ class AsyncHTTPClient:
                                  request.expect_100_continue, on_head)
             try:
                 return await connection.send(exchange)
-            except (error.ConnectionDone, error.ConnectionLost, http1client.ProtocolError) as e:
-                # A kept-alive connection the server closed meanwhile: try once more on a new one.
-                # (A streamed body may already be partly consumed: never sent twice.)
+            except (error.ConnectionDone, error.ConnectionLost):
+                # A kept-alive connection the server closed as the request went
+                # out: send it again on another connection, if that is safe (an
+                # idempotent method, and not a streamed body, which may be
+                # partly consumed). A fresh connection is never retried.
                 stale = (reused and not parser.started and request.method in _IDEMPOTENT
                          and request.body_producer is None)
-                if not stale or (isinstance(e, http1client.ProtocolError) and parser.started):
+                if not stale:
                     raise
-            except defer.CancelledError:
-                raise
 
     async def _connect(self, prepared: _Prepared) -> _Connection:
         request = prepared.request

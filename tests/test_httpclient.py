@@ -643,3 +643,35 @@ class HandlerFetchingInATestCase(AsyncHTTPTestCase):
     async def test_relay_coroutine(self):
         response = await self.http_client.fetch(self.get_url("/relay"))
         assert json.loads(response.body)["upstream"]["method"] == "GET"
+
+
+class _OneAnswerPerConnection(protocol.Protocol):
+    """Answers the first request of a connection; closes on the second without answering
+    (as a server whose keep-alive timeout struck just as the request came)."""
+
+    def connectionMade(self) -> None:
+        self.count = 0
+        self.factory.connections += 1
+
+    def dataReceived(self, data: bytes) -> None:
+        self.count += data.count(b"\r\n\r\n")
+        self.factory.requests.append(data.split(b" ", 1)[0])
+        if self.count == 1:
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        else:
+            self.transport.loseConnection()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_kept_connection_closed_on_the_next_request_is_retried_only_when_idempotent(listen, client):
+    factory = protocol.Factory.forProtocol(_OneAnswerPerConnection)
+    factory.connections, factory.requests = 0, []
+    url = f"http://127.0.0.1:{listen(factory)}/"
+    assert (yield client.fetch(url)).body == b"ok"
+    # The GET goes out on the kept connection, which closes: sent again on a new one.
+    assert (yield client.fetch(url)).body == b"ok"
+    assert factory.connections == 2 and factory.requests == [b"GET", b"GET", b"GET"]
+    # A POST is not sent twice: the server may have acted on it.
+    with pytest.raises(HTTPStreamClosedError):
+        yield client.fetch(url, method="POST", body=b"once")
+    assert factory.requests[-1] == b"POST" and factory.requests.count(b"POST") == 1
