@@ -23,11 +23,14 @@ Here ``response.headers`` holds exactly what the server sent.
 
 Connections are kept alive and reused per origin (and per TLS and proxy
 settings); every setting is per request, nothing global is changed by a
-call. Redirects 301/302/303 become a GET without body (but a HEAD stays
-HEAD), 307/308 keep method and body; ``Authorization`` and ``Cookie`` are
-dropped when a redirect leaves the origin. CR or LF in the method, URL or a
-header is refused (``ValueError``) before anything is sent.
-``max_body_size`` limits the body after decompression.
+call. Redirects (``follow_redirects``, at most ``max_redirects``): 303
+turns any method but HEAD into a GET without body, 301 and 302 turn a POST
+into one (as browsers and the Fetch standard do), 307 and 308 keep method
+and body; a relative ``Location`` is resolved against the request's URL;
+``Authorization`` and ``Cookie`` are dropped when a redirect leaves the
+origin (scheme, host, port). CR, LF or another control character in the
+method, URL or a header is refused (``ValueError``) before anything is
+sent. ``max_body_size`` limits the body after decompression.
 """
 
 from __future__ import annotations
