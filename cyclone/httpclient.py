@@ -840,10 +840,12 @@ class AsyncHTTPClient:
     at most ``max_idle_per_host`` (64) idle ones per origin, each closed after
     ``idle_timeout`` (60 s) unused; ``defaults``, a dict of ``HTTPRequest``
     options used when a call does not give them; ``max_body_size`` and
-    ``max_header_size`` as defaults for every request.
+    ``max_header_size`` as defaults for every request. The shared instance
+    takes the settings given to ``configure(None, **settings)``.
     """
 
     _shared: AsyncHTTPClient | None = None
+    _configured: dict[str, Any] = {}
     _initialized = False
 
     def __new__(cls, force_instance: bool = False, **kwargs: Any) -> AsyncHTTPClient:
@@ -851,12 +853,25 @@ class AsyncHTTPClient:
             shared = AsyncHTTPClient._shared
             if shared is None or shared._closed:
                 shared = AsyncHTTPClient._shared = super().__new__(cls)
+                shared._setup(**AsyncHTTPClient._configured)
             return shared
         return super().__new__(cls)
 
-    def __init__(
+    def __init__(self, force_instance: bool = False, **settings: Any) -> None:
+        if not self._initialized:  # the shared instance is set up by __new__, once
+            self._setup(**settings)
+
+    @classmethod
+    def configure(cls, impl: Any = None, **settings: Any) -> None:
+        """Tornado's ``AsyncHTTPClient.configure(None, max_clients=...)``: the
+        settings of the shared instance made next. ``impl`` must be None or
+        this class (cyclone has one implementation)."""
+        if impl not in (None, AsyncHTTPClient, "cyclone.httpclient.AsyncHTTPClient"):
+            raise ValueError(f"cyclone has one HTTP client implementation, not {impl!r}")
+        AsyncHTTPClient._configured = dict(settings)
+
+    def _setup(
         self,
-        force_instance: bool = False,
         max_clients: int = 100,
         keep_alive: bool = True,
         max_idle_per_host: int = 64,
@@ -865,8 +880,6 @@ class AsyncHTTPClient:
         max_body_size: int | None = None,
         max_header_size: int | None = None,
     ) -> None:
-        if self._initialized:  # the shared instance, set up once
-            return
         self._initialized = True
         self._closed = False
         self.keep_alive = keep_alive

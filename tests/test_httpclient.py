@@ -486,6 +486,24 @@ def test_the_shared_client_is_one_instance_and_force_instance_is_another():
 
 
 @pytest_twisted.inlineCallbacks
+def test_configure_sets_the_shared_instance_made_next(server):
+    AsyncHTTPClient.configure(None, max_clients=7, defaults={"user_agent": "configured"})
+    try:
+        if AsyncHTTPClient._shared is not None:
+            yield AsyncHTTPClient._shared.close()
+        shared = AsyncHTTPClient()
+        assert shared.max_clients == 7
+        echoed = _json((yield fetch(server + "/echo")))
+        assert echoed["headers"]["User-Agent"] == "configured"
+        with pytest.raises(ValueError):
+            AsyncHTTPClient.configure("tornado.curl_httpclient.CurlAsyncHTTPClient")
+    finally:
+        AsyncHTTPClient.configure(None)
+        yield AsyncHTTPClient().close()
+    assert AsyncHTTPClient().max_clients == 100
+
+
+@pytest_twisted.inlineCallbacks
 def test_defaults_apply_to_each_request_and_calls_override_them(server):
     client = AsyncHTTPClient(defaults={"user_agent": "default-agent", "headers": {"X-D": "1"}})
     try:
