@@ -238,3 +238,19 @@ def test_events_do_not_depend_on_how_the_bytes_are_cut(index, cuts):
     pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)])]
     assert _events(ResponseParser("GET"), pieces) == whole
     assert _events(ResponseParser("GET"), [bytes([b]) for b in data]) == whole
+
+
+@pytest.mark.parametrize("line_end", [b"\r\n", b"\n"])
+def test_a_head_of_exactly_the_limit_passes_however_it_is_cut(line_end):
+    # Found by fuzz/http1client.py: fed byte by byte, the blank line's first
+    # bytes counted against the limit and the head was refused.
+    head = b"HTTP/1.1 204 No Content"  # 23 bytes
+    data = head + line_end + line_end
+    for pieces in ([data], [data[i:i + 1] for i in range(len(data))]):
+        parser = ResponseParser("GET", max_head_size=len(head))
+        events = [e for piece in pieces for e in parser.feed(piece)]
+        assert isinstance(events[-1], EndOfMessage)
+        parser = ResponseParser("GET", max_head_size=len(head) - 1)
+        with pytest.raises(ProtocolError, match="longer than"):
+            for piece in pieces:
+                parser.feed(piece)
