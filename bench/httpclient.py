@@ -10,8 +10,9 @@ not the bottleneck (the client should be at ~100 %, nginx well below)::
     flock /tmp/cyclone-bench.lock python bench/httpclient.py            # 10 s each
     flock /tmp/cyclone-bench.lock python bench/httpclient.py --duration 3 --rounds 1
 
-Needs nginx, treq and aiohttp (the test extra). The numbers go to stdout;
-copy them into bench/RESULTS-httpclient.md with the date.
+Needs nginx, treq (in the test extra) and aiohttp (``pip install aiohttp``).
+The numbers go to stdout; copy them into bench/RESULTS-httpclient.md with
+the date.
 """
 
 from __future__ import annotations
