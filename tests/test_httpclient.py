@@ -693,3 +693,12 @@ def test_a_kept_connection_closed_on_the_next_request_is_retried_only_when_idemp
     with pytest.raises(HTTPStreamClosedError):
         yield client.fetch(url, method="POST", body=b"once")
     assert factory.requests[-1] == b"POST" and factory.requests.count(b"POST") == 1
+
+
+@pytest_twisted.inlineCallbacks
+def test_callbacks_see_only_the_final_response_of_a_redirect(server, client):
+    lines, pieces = [], []
+    response = yield client.fetch(_redirect(server, 302, "/big?size=10"), header_callback=lines.append,
+                                  streaming_callback=pieces.append)
+    assert lines[0].startswith("HTTP/1.1 200") and not any(line.startswith("Location") for line in lines)
+    assert b"".join(pieces) == b"b" * 10 and response.body == b""
