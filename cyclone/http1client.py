@@ -66,7 +66,7 @@ class ProtocolError(Exception):
 class ResponseHead:
     """A status line and its header fields, as received."""
 
-    __slots__ = ("code", "headers", "interim", "lines", "reason", "version")
+    __slots__ = ("version", "code", "reason", "headers", "lines", "interim", "_index")
 
     def __init__(
         self, version: str, code: int, reason: str, headers: list[tuple[str, str]], lines: list[str]
@@ -79,10 +79,23 @@ class ResponseHead:
         #: the head as received, one str per line with its CRLF, then "\r\n"
         self.lines = lines
         self.interim = 100 <= code < 200 and code != 101
+        index: dict[str, list[str]] = {}
+        for key, value in headers:
+            key = key.lower()
+            if key in index:
+                index[key].append(value)
+            else:
+                index[key] = [value]
+        self._index = index
 
     def get_list(self, name: str) -> list[str]:
-        name = name.lower()
-        return [value for key, value in self.headers if key.lower() == name]
+        """Every value of the field ``name`` (any case), in order."""
+        return self._index.get(name.lower(), [])
+
+    def get(self, name: str) -> str | None:
+        """The first value of the field ``name``, or None."""
+        values = self._index.get(name.lower())
+        return values[0] if values else None
 
     def __repr__(self) -> str:
         return f"ResponseHead({self.version} {self.code} {self.reason!r}, {len(self.headers)} headers)"
@@ -151,9 +164,12 @@ def encode_chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-def _parse_head(block: bytes) -> ResponseHead:
+def _parse_head(block: bytes, crlf_only: bool = False) -> ResponseHead:
     text = block.decode("latin-1")
-    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if crlf_only:
+        lines = text.split("\r\n")
+    else:
+        lines = [line.removesuffix("\r") for line in text.split("\n")]
     match = _STATUS_LINE.match(lines[0])
     if match is None:
         raise ProtocolError(f"malformed status line {lines[0][:100]!r}")
@@ -319,15 +335,26 @@ class ResponseParser:
                 return False
             else:
                 break
-        match = _HEAD_END.search(self._buffer)
-        if match is None:
-            if len(self._buffer) > self.max_head_size:
-                raise ProtocolError(f"response head longer than {self.max_head_size} bytes")
-            return False
-        if match.start() > self.max_head_size:
+        buf = self._buffer
+        # The usual head ends with CRLF CRLF and has no bare LF: found with
+        # bytes.find; with any bare LF, the regex finds where the head ends.
+        end = buf.find(b"\r\n\r\n")
+        crlf_only = end >= 0 and buf.count(b"\n", 0, end) == buf.count(b"\r\n", 0, end)
+        if crlf_only:
+            stop = end + 4
+        else:
+            match = _HEAD_END.search(buf)
+            if match is None:
+                # Up to 3 bytes of the blank line may be in already ("\r\n\r"):
+                # past that, the head alone is over the limit, however it is cut.
+                if len(buf) > self.max_head_size + 3:
+                    raise ProtocolError(f"response head longer than {self.max_head_size} bytes")
+                return False
+            end, stop = match.start(), match.end()
+        if end > self.max_head_size:
             raise ProtocolError(f"response head longer than {self.max_head_size} bytes")
-        head = _parse_head(bytes(self._buffer[: match.start()]))
-        del self._buffer[: match.end()]
+        head = _parse_head(bytes(buf[:end]), crlf_only)
+        del buf[:stop]
         events.append(head)
         if head.interim:
             return True

@@ -23,18 +23,23 @@ Here ``response.headers`` holds exactly what the server sent.
 
 Connections are kept alive and reused per origin (and per TLS and proxy
 settings); every setting is per request, nothing global is changed by a
-call. Redirects 301/302/303 become a GET without body (but a HEAD stays
-HEAD), 307/308 keep method and body; ``Authorization`` and ``Cookie`` are
-dropped when a redirect leaves the origin. CR or LF in the method, URL or a
-header is refused (``ValueError``) before anything is sent.
-``max_body_size`` limits the body after decompression.
+call. Redirects (``follow_redirects``, at most ``max_redirects``): 303
+turns any method but HEAD into a GET without body, 301 and 302 turn a POST
+into one (as browsers and the Fetch standard do), 307 and 308 keep method
+and body; a relative ``Location`` is resolved against the request's URL;
+``Authorization`` and ``Cookie`` are dropped when a redirect leaves the
+origin (scheme, host, port). CR, LF or another control character in the
+method, URL or a header is refused (``ValueError``) before anything is
+sent. ``max_body_size`` limits the body after decompression.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
 import io
+import re
 import time
 import urllib.parse
 import zlib
@@ -50,7 +55,9 @@ from twisted.internet.endpoints import (
     UNIXClientEndpoint,
     wrapClientTLS,
 )
+from twisted.internet.interfaces import IPushProducer
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from cyclone import http1client
 from cyclone.httputil import HTTPHeaders, HTTPInputError
@@ -59,6 +66,7 @@ from cyclone.netutil import tls_client_creator
 __all__ = [
     "AsyncHTTPClient",
     "HTTPBodyTooLargeError",
+    "HTTPClient",
     "HTTPClientError",
     "HTTPError",
     "HTTPRequest",
@@ -88,10 +96,19 @@ STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "
 _BODY_EXPECTED = frozenset({"POST", "PUT", "PATCH"})
 
 
-def _reactor() -> Any:
-    from twisted.internet import reactor
+_the_reactor: Any = None
 
-    return reactor
+
+def _reactor() -> Any:
+    # Imported on first use, not with this module, so that an application
+    # can still install another reactor (asyncio) after importing cyclone;
+    # then kept, as the import costs more than a request's parsing.
+    global _the_reactor
+    if _the_reactor is None:
+        from twisted.internet import reactor
+
+        _the_reactor = reactor
+    return _the_reactor
 
 
 # -- errors -------------------------------------------------------------------------
@@ -192,7 +209,8 @@ class HTTPRequest:
     header the body goes chunked. The original cyclone's names are accepted
     too: ``postdata`` (a body that makes the default method POST and the
     default type a form), ``followRedirect``, ``maxRedirects``, ``timeout``
-    (``request_timeout``) and ``proxy=(host, port)``.
+    (``request_timeout``: the original's limited only the connection) and
+    ``proxy=(host, port)`` (or ``proxy="http://user:password@host:port"``).
 
     ``request_timeout`` (20 s) covers the whole fetch: waiting for a
     connection, redirects, and reading the body. ``connect_timeout`` (20 s)
@@ -245,7 +263,7 @@ class HTTPRequest:
         followRedirect: bool | None = None,
         maxRedirects: int | None = None,
         timeout: float | None = None,
-        proxy: tuple[str, int] | None = None,
+        proxy: tuple[str, int] | str | None = None,
     ) -> None:
         url = _text(url, "url")
         if postdata is not None:
@@ -287,7 +305,15 @@ class HTTPRequest:
         self.ca_certs = ca_certs
         self.client_cert = client_cert
         self.client_key = client_key
-        if proxy is not None:
+        if isinstance(proxy, str):
+            proxy_parts = urllib.parse.urlsplit(proxy)
+            if proxy_parts.scheme != "http" or not proxy_parts.hostname:
+                raise ValueError(f"proxy must be an http:// URL or (host, port), not {proxy!r}")
+            proxy_host, proxy_port = proxy_parts.hostname, proxy_parts.port or 80
+            if proxy_parts.username is not None and proxy_username is None:
+                proxy_username = urllib.parse.unquote(proxy_parts.username)
+                proxy_password = urllib.parse.unquote(proxy_parts.password or "")
+        elif proxy is not None:
             proxy_host, proxy_port = proxy[0], int(proxy[1])
         self.proxy_host = _text(proxy_host, "proxy_host") if proxy_host is not None else None
         self.proxy_port = proxy_port
@@ -300,8 +326,8 @@ class HTTPRequest:
         if http_version not in ("HTTP/1.0", "HTTP/1.1"):
             raise ValueError(f"http_version must be 'HTTP/1.0' or 'HTTP/1.1', not {http_version!r}")
         self.http_version = http_version
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme == "http+unix":
+        parts = urllib.parse.urlsplit(url) if url.startswith("http+unix:") or "@" in url else None
+        if parts is not None and parts.scheme == "http+unix":
             if unix_socket is None:
                 unix_socket = urllib.parse.unquote(parts.netloc)
             url = urllib.parse.urlunsplit(("http", "localhost", parts.path, parts.query, parts.fragment))
@@ -310,7 +336,7 @@ class HTTPRequest:
         self.url = url
         if user_agent is not None and "User-Agent" not in self.headers:
             self.headers["User-Agent"] = user_agent
-        if auth_username is None and parts.username is not None:
+        if auth_username is None and parts is not None and parts.username is not None:
             auth_username = urllib.parse.unquote(parts.username)
             auth_password = urllib.parse.unquote(parts.password or "")
         self.auth_username = auth_username
@@ -483,6 +509,7 @@ class _BodySink:
 # -- one connection -----------------------------------------------------------------
 
 
+@implementer(IPushProducer)
 class _Gate:
     """Tells a streamed request body when the socket's buffer is full (an IPushProducer)."""
 
@@ -511,11 +538,6 @@ class _Gate:
         self.stopped = True
         self.resumeProducing()
 
-
-from twisted.internet.interfaces import IPushProducer
-from zope.interface import classImplements
-
-classImplements(_Gate, IPushProducer)
 
 
 class _Exchange:
@@ -564,7 +586,7 @@ class _Connection(protocol.Protocol):
         self.gate = _Gate()
         self.uses = 0
         self.lost = False
-        self.idle_timer: Any = None
+        self.idle_since = 0.0
         #: fired by connectionLost
         self.closed: defer.Deferred[None] = defer.Deferred()
         # set while a CONNECT tunnel is being opened
@@ -613,7 +635,6 @@ class _Connection(protocol.Protocol):
     # -- exchanges ---------------------------------------------------------------------
 
     def send(self, exchange: _Exchange) -> defer.Deferred[tuple[http1client.ResponseHead, bytes]]:
-        self.cancel_idle_timer()
         self.exchange = exchange
         exchange.connection = self
         self.uses += 1
@@ -713,15 +734,9 @@ class _Connection(protocol.Protocol):
         if self.transport is not None and not self.lost:
             self.transport.abortConnection()
 
-    def cancel_idle_timer(self) -> None:
-        if self.idle_timer is not None and self.idle_timer.active():
-            self.idle_timer.cancel()
-        self.idle_timer = None
-
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         self.lost = True
         self.gate.stopProducing()
-        self.cancel_idle_timer()
         self.pool.forget(self)
         if self._tunnel is not None:
             done, _ = self._tunnel
@@ -752,6 +767,7 @@ class _Pool:
         self.idle_timeout = idle_timeout
         self.idle: dict[tuple, list[_Connection]] = {}
         self.open: set[_Connection] = set()
+        self._sweep: Any = None
 
     def track(self, connection: _Connection) -> None:
         self.open.add(connection)
@@ -761,7 +777,6 @@ class _Pool:
         while idle:
             connection = idle.pop()
             if not connection.lost:
-                connection.cancel_idle_timer()
                 return connection
         return None
 
@@ -770,14 +785,28 @@ class _Pool:
         if len(idle) >= self.max_idle_per_key:
             connection.transport.loseConnection()
             return
+        reactor = _reactor()
+        connection.idle_since = reactor.seconds()
         idle.append(connection)
-        if self.idle_timeout:
-            connection.idle_timer = _reactor().callLater(self.idle_timeout, self._expire, connection)
+        # One timer for the whole pool, not one per release: it closes
+        # connections idle for idle_timeout, then waits for the next oldest.
+        if self.idle_timeout and self._sweep is None:
+            self._sweep = reactor.callLater(self.idle_timeout, self._expire)
 
-    def _expire(self, connection: _Connection) -> None:
-        connection.idle_timer = None
-        self.forget(connection)
-        connection.transport.loseConnection()
+    def _expire(self) -> None:
+        self._sweep = None
+        reactor = _reactor()
+        now = reactor.seconds()
+        oldest: float | None = None
+        for idle in list(self.idle.values()):
+            for connection in list(idle):
+                if now - connection.idle_since >= self.idle_timeout:
+                    self.forget(connection)
+                    connection.transport.loseConnection()
+                elif oldest is None or connection.idle_since < oldest:
+                    oldest = connection.idle_since
+        if oldest is not None:
+            self._sweep = reactor.callLater(oldest + self.idle_timeout - now, self._expire)
 
     def forget(self, connection: _Connection) -> None:
         self.open.discard(connection)
@@ -792,6 +821,9 @@ class _Pool:
         for connection in list(self.open):
             connection.abort()
         self.idle.clear()
+        if self._sweep is not None and self._sweep.active():
+            self._sweep.cancel()
+        self._sweep = None
         return defer.gatherResults(closing)
 
 
@@ -808,10 +840,12 @@ class AsyncHTTPClient:
     at most ``max_idle_per_host`` (64) idle ones per origin, each closed after
     ``idle_timeout`` (60 s) unused; ``defaults``, a dict of ``HTTPRequest``
     options used when a call does not give them; ``max_body_size`` and
-    ``max_header_size`` as defaults for every request.
+    ``max_header_size`` as defaults for every request. The shared instance
+    takes the settings given to ``configure(None, **settings)``.
     """
 
     _shared: AsyncHTTPClient | None = None
+    _configured: dict[str, Any] = {}
     _initialized = False
 
     def __new__(cls, force_instance: bool = False, **kwargs: Any) -> AsyncHTTPClient:
@@ -819,12 +853,25 @@ class AsyncHTTPClient:
             shared = AsyncHTTPClient._shared
             if shared is None or shared._closed:
                 shared = AsyncHTTPClient._shared = super().__new__(cls)
+                shared._setup(**AsyncHTTPClient._configured)
             return shared
         return super().__new__(cls)
 
-    def __init__(
+    def __init__(self, force_instance: bool = False, **settings: Any) -> None:
+        if not self._initialized:  # the shared instance is set up by __new__, once
+            self._setup(**settings)
+
+    @classmethod
+    def configure(cls, impl: Any = None, **settings: Any) -> None:
+        """Tornado's ``AsyncHTTPClient.configure(None, max_clients=...)``: the
+        settings of the shared instance made next. ``impl`` must be None or
+        this class (cyclone has one implementation)."""
+        if impl not in (None, AsyncHTTPClient, "cyclone.httpclient.AsyncHTTPClient"):
+            raise ValueError(f"cyclone has one HTTP client implementation, not {impl!r}")
+        AsyncHTTPClient._configured = dict(settings)
+
+    def _setup(
         self,
-        force_instance: bool = False,
         max_clients: int = 100,
         keep_alive: bool = True,
         max_idle_per_host: int = 64,
@@ -833,8 +880,6 @@ class AsyncHTTPClient:
         max_body_size: int | None = None,
         max_header_size: int | None = None,
     ) -> None:
-        if self._initialized:  # the shared instance, set up once
-            return
         self._initialized = True
         self._closed = False
         self.keep_alive = keep_alive
@@ -910,9 +955,7 @@ class AsyncHTTPClient:
                     prepared = _Prepared(request, self.keep_alive)
                     redirects_left -= 1
                     continue
-                headers = HTTPHeaders()
-                for name, value in head.headers:
-                    headers.add(name, value)
+                headers = HTTPHeaders._from_pairs(head.headers)
                 if prepared.decoded_coding is not None:
                     del headers["Content-Encoding"]
                     headers["X-Consumed-Content-Encoding"] = prepared.decoded_coding
@@ -966,13 +1009,15 @@ class AsyncHTTPClient:
                                  request.expect_100_continue, on_head)
             try:
                 return await connection.send(exchange)
-            except (error.ConnectionDone, error.ConnectionLost, http1client.ProtocolError) as e:
-                # A kept-alive connection the server closed meanwhile: try once more on a new one.
-                stale = reused and not parser.started and request.method in _IDEMPOTENT
-                if not stale or (isinstance(e, http1client.ProtocolError) and parser.started):
+            except (error.ConnectionDone, error.ConnectionLost):
+                # A kept-alive connection the server closed as the request went
+                # out: send it again on another connection, if that is safe (an
+                # idempotent method, and not a streamed body, which may be
+                # partly consumed). A fresh connection is never retried.
+                stale = (reused and not parser.started and request.method in _IDEMPOTENT
+                         and request.body_producer is None)
+                if not stale:
                     raise
-            except defer.CancelledError:
-                raise
 
     async def _connect(self, prepared: _Prepared) -> _Connection:
         request = prepared.request
@@ -1018,14 +1063,44 @@ def _authority(host: str, port: int) -> str:
 
 
 def _header(head: http1client.ResponseHead, name: str) -> str | None:
-    values = head.get_list(name)
-    return values[0] if values else None
+    return head.get(name)
+
+
+# What urllib.parse.quote changes in a URL: spaces, non-ASCII, and the
+# printable characters a URL may not hold.
+_NEEDS_QUOTING = re.compile(r'[^\x00-\x7f]|[ "<>\\^`{|}]')
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
+# urlsplit silently drops TAB, CR and LF: such a URL is refused instead.
+_URL_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _ascii_url(url: str) -> str:
-    # A request target is made of URL characters; quote anything else (but
-    # not controls: those are refused by request_head).
-    return urllib.parse.quote(url, safe=":/?#[]@!$&'()*+,;=%~" + "".join(map(chr, range(33))) + "\x7f")
+    # A request target is made of URL characters; quote anything else.
+    if _NEEDS_QUOTING.search(url) is None:
+        return url
+    return urllib.parse.quote(url, safe=_URL_SAFE)
+
+
+@functools.lru_cache(maxsize=512)
+def _split_url(url: str) -> tuple[str, str, int, int | None, str, str, str]:
+    """``(scheme, host, port, port as written, netloc without userinfo, path,
+    query)`` of an http(s) URL; ValueError for anything else. Cached: clients
+    fetch the same URLs again and again."""
+    if _URL_CONTROL.search(url):
+        raise ValueError(f"cannot fetch {url!r}: a control character (CR, LF, TAB, NUL, ...) in the URL")
+    parts = urllib.parse.urlsplit(_ascii_url(url))
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"cannot fetch {url!r}: the scheme must be http or https")
+    host = parts.hostname
+    if not host:
+        raise ValueError(f"cannot fetch {url!r}: no host")
+    try:
+        explicit_port = parts.port
+    except ValueError:
+        raise ValueError(f"cannot fetch {url!r}: bad port") from None
+    port = explicit_port or (443 if parts.scheme == "https" else 80)
+    netloc = parts.netloc.rpartition("@")[2]
+    return parts.scheme, host, port, explicit_port, netloc, parts.path, parts.query
 
 
 class _Prepared:
@@ -1034,18 +1109,10 @@ class _Prepared:
 
     def __init__(self, request: HTTPRequest, keep_alive: bool) -> None:
         self.request = request
-        parts = urllib.parse.urlsplit(_ascii_url(request.url))
-        if parts.scheme not in ("http", "https"):
-            raise ValueError(f"cannot fetch {request.url!r}: the scheme must be http or https")
-        if not parts.hostname:
-            raise ValueError(f"cannot fetch {request.url!r}: no host")
-        try:
-            port = parts.port
-        except ValueError:
-            raise ValueError(f"cannot fetch {request.url!r}: bad port") from None
-        self.scheme = parts.scheme
-        self.host = parts.hostname
-        self.port = port or (443 if parts.scheme == "https" else 80)
+        scheme, host, port, explicit_port, netloc, path, query = _split_url(request.url)
+        self.scheme = scheme
+        self.host = host
+        self.port = port
         self.keep_alive = keep_alive and request.http_version == "HTTP/1.1"
         self.decoded_coding: str | None = None
         #: set when the response is a redirect to follow
@@ -1054,26 +1121,25 @@ class _Prepared:
         self.proxy_headers: list[tuple[str, str]] = []
         if proxied and request.proxy_username is not None:
             self.proxy_headers.append(("Proxy-Authorization", _basic(request.proxy_username, request.proxy_password)))
-        if proxied and parts.scheme == "http":
+        if proxied and scheme == "http":
             # An HTTP proxy takes the absolute URL (RFC 9112 3.2.2).
-            target = urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2],
-                                              parts.path or "/", parts.query, ""))
+            target = urllib.parse.urlunsplit((scheme, netloc, path or "/", query, ""))
         else:
-            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            target = (path or "/") + (f"?{query}" if query else "")
         headers: list[tuple[str, str]] = []
         if "Host" not in request.headers:
             host = self.host.encode("idna").decode("ascii") if not self.host.isascii() else self.host
             if ":" in host:
                 host = f"[{host}]"
-            if parts.port is not None:
-                host = f"{host}:{parts.port}"
+            if explicit_port is not None:
+                host = f"{host}:{explicit_port}"
             headers.append(("Host", host))
         if not self.keep_alive and request.http_version == "HTTP/1.1" and "Connection" not in request.headers:
             headers.append(("Connection", "close"))
         elif "close" in request.headers.get("Connection", "").lower():
             self.keep_alive = False
         headers.extend(request.headers.get_all())
-        if proxied and parts.scheme == "http":
+        if proxied and scheme == "http":
             headers.extend(self.proxy_headers)
         self.chunked = False
         has_body = request.body is not None or request.body_producer is not None
@@ -1111,7 +1177,9 @@ def _redirected(request: HTTPRequest, code: int, location: str) -> HTTPRequest |
     ``location``, or None when it cannot be followed (another scheme, a body
     that cannot be sent twice)."""
     url = urllib.parse.urljoin(request.url, location.strip())
-    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+    try:
+        _split_url(url)
+    except ValueError:  # another scheme, a control character, a bad port: not followed
         return None
     method, body, producer = request.method, request.body, request.body_producer
     headers = request.headers.copy()
@@ -1168,7 +1236,23 @@ def fetch(url: str | bytes | HTTPRequest, **kwargs: Any) -> defer.Deferred[HTTPR
     cyclone's). As the original's ``fetch``, a response with a 4xx or 5xx code
     is returned (``response.error`` set), not raised, unless
     ``raise_error=True``; no response at all (refused, timed out, closed
-    early, too large) fails the Deferred.
+    early, too large) fails the Deferred. Any method may carry a body or
+    none (Tornado's check is ``AsyncHTTPClient.fetch``'s).
     """
     kwargs.setdefault("raise_error", False)
+    if not isinstance(url, HTTPRequest):
+        kwargs.setdefault("allow_nonstandard_methods", True)
     return AsyncHTTPClient().fetch(url, **kwargs)
+
+
+class HTTPClient:
+    """The original cyclone's ``HTTPClient(url, **kwargs).fetch()``: the same
+    as ``fetch(url, **kwargs)``, kept so that code written for it runs."""
+
+    def __init__(self, url: str | bytes, **kwargs: Any) -> None:
+        self.url = url
+        self.kwargs = kwargs
+
+    def fetch(self) -> defer.Deferred[HTTPResponse]:
+        return fetch(self.url, **self.kwargs)
+

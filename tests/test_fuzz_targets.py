@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # fuzz/ is a package at the repository root
     sys.path.insert(0, str(ROOT))
 
-TARGETS = ["http1", "urlencoded", "multipart", "cookies", "headers"]
+TARGETS = ["http1", "urlencoded", "multipart", "cookies", "headers", "http1client"]
 
 
 def target(name):
@@ -190,3 +190,16 @@ def test_headers_target_catches_a_block_accepted_against_the_grammar(monkeypatch
     monkeypatch.setattr(headers, "HTTPHeaders", Lenient)
     with pytest.raises(headers.Crash, match="accepted against the grammar"):
         headers.one_input(b"\x00X: 1\r\n folded: 2\r\n")
+
+
+def test_http1client_target_catches_a_parser_that_depends_on_the_cut(monkeypatch):
+    http1client = target("http1client")
+    real = http1client.ResponseParser
+
+    class CutSensitive(real):
+        def feed(self, data):
+            return super().feed(b"6" if data == b"5" else data)  # a length fed byte by byte changes
+
+    monkeypatch.setattr(http1client, "ResponseParser", CutSensitive)
+    with pytest.raises(http1client.Crash, match="the cut changes"):
+        http1client.one_input(b"\x00\x00HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello!")

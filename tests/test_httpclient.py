@@ -14,6 +14,7 @@ import pytest_twisted
 from twisted.internet import defer, protocol
 
 import cyclone.web
+from cyclone import httpclient
 from cyclone.httpclient import (
     AsyncHTTPClient,
     HTTPBodyTooLargeError,
@@ -24,6 +25,7 @@ from cyclone.httpclient import (
     HTTPTimeoutError,
     fetch,
 )
+from cyclone.testing import AsyncHTTPTestCase, gen_test
 
 
 class Echo(cyclone.web.RequestHandler):
@@ -301,6 +303,13 @@ def test_a_redirect_to_another_scheme_is_not_followed(server, client):
     assert response.code == 302
 
 
+@pytest_twisted.inlineCallbacks
+def test_a_location_that_cannot_be_fetched_is_returned_not_followed(listen, client):
+    port = listen(Scripted([b"HTTP/1.1 302 Found\r\nLocation: /a\tb\r\nContent-Length: 0\r\n\r\n"]))
+    response = yield client.fetch(f"http://127.0.0.1:{port}/", raise_error=False)
+    assert response.code == 302 and response.headers["Location"] == "/a\tb"
+
+
 # -- bodies, compression and limits ---------------------------------------------------
 
 
@@ -360,13 +369,20 @@ def test_cr_lf_in_method_or_header_is_refused_before_sending(listen, client, kwa
     assert scripted.connections == []
 
 
-@pytest.mark.parametrize("url", ["/path\r\nInjected: 1", "/a b", "/\x00"])
-def test_cr_lf_or_space_in_the_url_is_refused_before_sending(listen, client, url):
+@pytest.mark.parametrize("url", ["/path\r\nInjected: 1", "/a\r\nb", "/a\nb", "/a\tb", "/\x00", "/\x7f",
+                                 "/?q=\r\n", "/#\n"])
+def test_control_characters_in_the_url_are_refused_before_sending(listen, client, url):
     scripted = Scripted([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"])
     port = listen(scripted)
     with pytest.raises(ValueError):
         client.fetch(f"http://127.0.0.1:{port}{url}")
     assert scripted.connections == []
+
+
+@pytest_twisted.inlineCallbacks
+def test_spaces_and_non_ascii_in_the_url_are_quoted(server, client):
+    response = yield client.fetch(server + "/echo/a b/caf\u00e9?q=x y&r=<\u20ac>")
+    assert _json(response)["uri"] == "/echo/a%20b/caf%C3%A9?q=x%20y&r=%3C%E2%82%AC%3E"
 
 
 def test_unknown_scheme_is_refused(client):
@@ -446,10 +462,45 @@ def test_postdata_makes_a_form_post_and_headers_may_be_lists(server):
     assert _json(response)["method"] == "PUT"
 
 
+@pytest_twisted.inlineCallbacks
+def test_the_module_fetch_lets_any_method_carry_a_body_or_none(server, client):
+    echoed = _json((yield fetch(server + "/echo", method="DELETE", body="gone")))
+    assert echoed["method"] == "DELETE" and echoed["body"] == "gone"
+    echoed = _json((yield fetch(server + "/echo", method="POST")))
+    assert echoed["method"] == "POST" and echoed["headers"]["Content-Length"] == "0"
+    # AsyncHTTPClient.fetch checks as Tornado's does.
+    with pytest.raises(ValueError, match="Body must be None"):
+        client.fetch(server + "/echo", method="DELETE", body="gone")
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_original_HTTPClient_class(server):
+    response = yield httpclient.HTTPClient(server + "/echo", method="PUT", postdata="x=1").fetch()
+    assert response.code == 200 and _json(response)["method"] == "PUT" and _json(response)["body"] == "x=1"
+
+
 def test_the_shared_client_is_one_instance_and_force_instance_is_another():
     assert AsyncHTTPClient() is AsyncHTTPClient()
     other = AsyncHTTPClient(force_instance=True)
     assert other is not AsyncHTTPClient()
+
+
+@pytest_twisted.inlineCallbacks
+def test_configure_sets_the_shared_instance_made_next(server):
+    AsyncHTTPClient.configure(None, max_clients=7, defaults={"user_agent": "configured"})
+    try:
+        if AsyncHTTPClient._shared is not None:
+            yield AsyncHTTPClient._shared.close()
+        shared = AsyncHTTPClient()
+        assert shared.max_clients == 7
+        echoed = _json((yield fetch(server + "/echo")))
+        assert echoed["headers"]["User-Agent"] == "configured"
+        with pytest.raises(ValueError):
+            AsyncHTTPClient.configure("tornado.curl_httpclient.CurlAsyncHTTPClient")
+    finally:
+        AsyncHTTPClient.configure(None)
+        yield AsyncHTTPClient().close()
+    assert AsyncHTTPClient().max_clients == 100
 
 
 @pytest_twisted.inlineCallbacks
@@ -519,3 +570,135 @@ def test_a_gzip_bomb_is_stopped_without_inflating_it_in_memory(listen, client):
     finally:
         tracemalloc.stop()
     assert peak < 20_000_000, peak
+
+
+# -- streamed request bodies, 100-continue, the queue ---------------------------------
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_body_producer_is_sent_chunked_and_the_connection_kept(server, client):
+    async def produce(write):
+        for piece in (b"one ", "two ", b"three"):
+            await write(piece)
+
+    first = yield client.fetch(server + "/echo", method="POST", body_producer=produce)
+    echoed = _json(first)
+    assert echoed["body"] == "one two three"
+    assert echoed["headers"]["Transfer-Encoding"] == "chunked" and "Content-Length" not in echoed["headers"]
+    second = yield client.fetch(server + "/echo")
+    assert _json(second)["port"] == echoed["port"]
+
+
+@pytest_twisted.inlineCallbacks
+def test_expect_100_continue_holds_the_body_until_the_server_says_so(listen, client):
+    class Continue(protocol.Protocol):
+        def connectionMade(self) -> None:
+            self.data = b""
+
+        def dataReceived(self, data: bytes) -> None:
+            self.data += data
+            head, sep, rest = self.data.partition(b"\r\n\r\n")
+            if sep and not rest and b"HTTP/1.1 100" not in getattr(self, "sent", b""):
+                assert b"Expect: 100-continue" in head
+                self.sent = b"HTTP/1.1 100 Continue\r\n\r\n"
+                self.transport.write(self.sent)
+            elif sep and rest == b"body":
+                self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ngot body")
+
+    factory = protocol.Factory.forProtocol(Continue)
+    port = listen(factory)
+    response = yield client.fetch(f"http://127.0.0.1:{port}/", method="PUT", body=b"body",
+                                  expect_100_continue=True)
+    assert response.body == b"got body"
+
+
+@pytest_twisted.inlineCallbacks
+def test_requests_beyond_max_clients_wait_in_line_within_their_timeout(listen):
+    held = Scripted([])  # takes requests, never answers
+    port = listen(held)
+    client = AsyncHTTPClient(max_clients=1)
+    try:
+        first = client.fetch(f"http://127.0.0.1:{port}/first", request_timeout=30)
+        first.addErrback(lambda f: None)
+        with pytest.raises(HTTPTimeoutError):
+            yield client.fetch(f"http://127.0.0.1:{port}/second", request_timeout=0.3)
+        # The second request never left the queue: the server saw only the first.
+        assert [r.split(b" ")[1] for r in held.requests] == [b"/first"]
+        first.cancel()
+        # Its slot is free again.
+        held.answers.append(b"HTTP/1.1 204 No Content\r\n\r\n")
+        response = yield client.fetch(f"http://127.0.0.1:{port}/third", request_timeout=5)
+        assert response.code == 204
+    finally:
+        yield client.close()
+
+
+# -- inside a cyclone.testing test case -------------------------------------------------
+
+class _Relay(cyclone.web.RequestHandler):
+    """Fetches /echo of its own server through the shared client and relays it."""
+
+    async def get(self) -> None:
+        base = f"{self.request.protocol}://{self.request.host}"
+        response = await fetch(base + "/echo?via=relay", headers={"X-Relayed": "1"})
+        self.write({"upstream": _json(response)})
+
+
+class HandlerFetchingInATestCase(AsyncHTTPTestCase):
+    """A handler that keeps a connection alive through cyclone.httpclient's
+    shared client: the test case closes it, so trial finds the reactor clean."""
+
+    def get_app(self):
+        return cyclone.web.Application([(r"/relay", _Relay), (r"/echo.*", Echo)])
+
+    def test_relay_blocking_fetch(self):
+        response = self.fetch("/relay")
+        upstream = json.loads(response.body)["upstream"]
+        assert upstream["uri"] == "/echo?via=relay" and upstream["headers"]["X-Relayed"] == "1"
+        assert AsyncHTTPClient._shared is not None and AsyncHTTPClient._shared._pool.open
+
+    @gen_test
+    async def test_relay_coroutine(self):
+        response = await self.http_client.fetch(self.get_url("/relay"))
+        assert json.loads(response.body)["upstream"]["method"] == "GET"
+
+
+class _OneAnswerPerConnection(protocol.Protocol):
+    """Answers the first request of a connection; closes on the second without answering
+    (as a server whose keep-alive timeout struck just as the request came)."""
+
+    def connectionMade(self) -> None:
+        self.count = 0
+        self.factory.connections += 1
+
+    def dataReceived(self, data: bytes) -> None:
+        self.count += data.count(b"\r\n\r\n")
+        self.factory.requests.append(data.split(b" ", 1)[0])
+        if self.count == 1:
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        else:
+            self.transport.loseConnection()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_kept_connection_closed_on_the_next_request_is_retried_only_when_idempotent(listen, client):
+    factory = protocol.Factory.forProtocol(_OneAnswerPerConnection)
+    factory.connections, factory.requests = 0, []
+    url = f"http://127.0.0.1:{listen(factory)}/"
+    assert (yield client.fetch(url)).body == b"ok"
+    # The GET goes out on the kept connection, which closes: sent again on a new one.
+    assert (yield client.fetch(url)).body == b"ok"
+    assert factory.connections == 2 and factory.requests == [b"GET", b"GET", b"GET"]
+    # A POST is not sent twice: the server may have acted on it.
+    with pytest.raises(HTTPStreamClosedError):
+        yield client.fetch(url, method="POST", body=b"once")
+    assert factory.requests[-1] == b"POST" and factory.requests.count(b"POST") == 1
+
+
+@pytest_twisted.inlineCallbacks
+def test_callbacks_see_only_the_final_response_of_a_redirect(server, client):
+    lines, pieces = [], []
+    response = yield client.fetch(_redirect(server, 302, "/big?size=10"), header_callback=lines.append,
+                                  streaming_callback=pieces.append)
+    assert lines[0].startswith("HTTP/1.1 200") and not any(line.startswith("Location") for line in lines)
+    assert b"".join(pieces) == b"b" * 10 and response.body == b""

@@ -414,6 +414,14 @@ def test_proxy_credentials(listen, listen_ssl, auth_proxy, self_signed, client):
                                   proxy_host="127.0.0.1", proxy_port=auth_proxy.port,
                                   proxy_username="user", proxy_password="s3cret")
     assert json.loads(response.body)["path"] == "/t"
+    # The proxy as one URL, credentials included.
+    response = yield client.fetch(url, proxy=f"http://user:s3cret@127.0.0.1:{auth_proxy.port}")
+    assert json.loads(response.body)["uri"] == "/p"
+
+
+def test_a_proxy_url_must_be_http(client):
+    with pytest.raises(ValueError, match="proxy"):
+        client.fetch("http://127.0.0.1:1/", proxy="socks5://127.0.0.1:1080")
 
 
 # -- a UNIX socket --------------------------------------------------------------------

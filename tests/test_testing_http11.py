@@ -1,4 +1,4 @@
-"""cyclone.testing's own HTTP/1.x client exchange (cyclone/testing/_http11.py),
+"""cyclone.testing's client (cyclone.httpclient with cyclone.http1client reading the wire),
 against servers we did not write: the standard library's http.server (in a
 thread), twisted.web, and byte-exact scripted answers for the framing cases
 (chunked with extensions and trailers, close-delimited, 1xx, 204/304, HEAD,

@@ -370,6 +370,12 @@ class AsyncHTTPTestCase(AsyncTestCase):
     def _stop_serving(self) -> Any:
         yield self.http_client.close()
         yield self.http_server.stop()
+        # Connections the app's handlers kept alive through cyclone.httpclient's
+        # shared client (and its idle timer) would leave the reactor unclean.
+        from cyclone.httpclient import AsyncHTTPClient as SharedClient
+
+        if SharedClient._shared is not None:
+            yield SharedClient._shared.close()
 
     def get_app(self) -> Any:
         """What to serve: a ``cyclone.web.Application`` (or any Twisted server
