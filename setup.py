@@ -145,6 +145,9 @@ setup(
             # it launches the system's browser (Debian's chromium, .ci/run installs
             # it), so "playwright install" and its browser downloads are not needed
             "playwright>=1.40",
+            # a JSON-RPC client we did not write (it builds and parses the
+            # messages), for tests/test_jsonrpc.py
+            "jsonrpcclient>=4.0",
         ],
     },
     entry_points={

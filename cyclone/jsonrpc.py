@@ -1,0 +1,381 @@
+"""JSON-RPC over HTTP: ``JsonrpcRequestHandler`` serves a handler's
+``jsonrpc_<name>`` methods.
+
+.. code-block:: python
+
+    class Calculator(cyclone.jsonrpc.JsonrpcRequestHandler):
+        def jsonrpc_subtract(self, minuend, subtrahend):
+            return minuend - subtrahend
+
+        async def jsonrpc_lookup(self, key):
+            value = await self.settings["db"].get(key)
+            if value is None:
+                raise cyclone.jsonrpc.JsonRPCError(404, "no such key", data=key)
+            return value
+
+    app = cyclone.web.Application([(r"/rpc", Calculator)])
+
+Requests with ``"jsonrpc": "2.0"`` are answered as the JSON-RPC 2.0
+specification (https://www.jsonrpc.org/specification) says: ids of any allowed
+type echoed, params by position (array) or by name (object), notifications (no
+``id``) get no answer, batches (arrays) are answered member by member in
+order, and errors are the spec's error objects:
+
+====== ================ ==================================================
+code   message          when
+====== ================ ==================================================
+-32700 Parse error      the body is not JSON (or not UTF-8)
+-32600 Invalid Request  not a request object; an empty batch; a batch over
+                        ``jsonrpc_max_batch_size`` members
+-32601 Method not found no ``jsonrpc_<method>`` on the handler
+-32602 Invalid params   the params do not fit the method's signature
+                        (checked before it is called)
+-32603 Internal error   the method raised: logged with its traceback; the
+                        answer carries the traceback (as ``data``) only with
+                        the ``debug`` or ``serve_traceback`` setting
+====== ================ ==================================================
+
+A method raises ``JsonRPCError(code, message, data=None)`` to answer an error
+of its own. A request object without a ``"jsonrpc"`` member is answered in the
+JSON-RPC 1.0 shape the original cyclone used (``{"result": ..., "error":
+..., "id": ...}``, with the same error objects), so its clients keep working.
+
+HTTP: POST only (405 otherwise), a request ``Content-Type`` of
+``application/json`` (or the older ``application/json-rpc`` and
+``application/jsonrequest``; anything else is 415), answers in
+``application/json`` with status 200, and 204 with no body when nothing is
+to be answered (notifications only). Because a browser cannot send those
+content types to another site without a CORS preflight (which this handler
+does not answer), the XSRF check is skipped (``no_xsrf = True``).
+
+Limits: the body is bounded by the application's ``max_body_size`` (413);
+``jsonrpc_max_batch_size`` (setting, default 100) bounds the calls of one batch.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import traceback
+from typing import Any, Callable
+
+from twisted.internet import defer
+from twisted.python import failure
+
+from cyclone import web
+from cyclone.concurrent import ensure_deferred, is_async_result
+from cyclone.log import app_log
+
+__all__ = [
+    "JsonRPCError",
+    "JsonrpcRequestHandler",
+    "PARSE_ERROR",
+    "INVALID_REQUEST",
+    "METHOD_NOT_FOUND",
+    "INVALID_PARAMS",
+    "INTERNAL_ERROR",
+    "arguments_problem",
+]
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+#: the default of the ``jsonrpc_max_batch_size`` setting
+DEFAULT_MAX_BATCH_SIZE = 100
+
+
+class JsonRPCError(Exception):
+    """A JSON-RPC error: raised by a ``jsonrpc_`` method to answer with this
+    error object, and raised (as the Deferred's failure) by the client for an
+    error answer. ``data`` is any JSON value; None leaves it out."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        if type(code) is not int:
+            raise TypeError(f"a JSON-RPC error code is an integer, not {code!r}")
+        super().__init__(code, message, data)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def __str__(self) -> str:
+        text = f"{self.code}: {self.message}"
+        return text if self.data is None else f"{text} ({self.data!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error object of the answer."""
+        error: dict[str, Any] = {"code": self.code, "message": str(self.message)}
+        if self.data is not None:
+            error["data"] = self.data
+        return error
+
+
+# -- arguments against a signature -------------------------------------------------------------
+
+
+class _Arity:
+    """What a callable accepts, for a cheap check of positional calls."""
+
+    __slots__ = ("signature", "min_positional", "max_positional")
+
+    def __init__(self, signature: inspect.Signature) -> None:
+        self.signature = signature
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        required = 0
+        maximum: int | None = 0
+        keyword_only_required = False
+        for parameter in signature.parameters.values():
+            if parameter.kind in positional:
+                maximum = maximum + 1 if maximum is not None else None
+                if parameter.default is parameter.empty:
+                    required += 1
+            elif parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+                maximum = None
+            elif parameter.kind is inspect.Parameter.KEYWORD_ONLY and parameter.default is parameter.empty:
+                keyword_only_required = True
+        # a required keyword-only parameter: no positional call fits, bind() says why
+        self.min_positional = required if not keyword_only_required else 1 << 62
+        self.max_positional = maximum
+
+
+# methods defined on classes are finite, so this cache (keyed by the function) stays small
+_ARITIES: dict[Any, _Arity | None] = {}
+
+
+def _arity(method: Callable) -> _Arity | None:
+    key = getattr(method, "__func__", None)
+    if key is not None:
+        try:
+            return _ARITIES[key]
+        except KeyError:
+            pass
+    try:
+        arity: _Arity | None = _Arity(inspect.signature(method))
+    except (TypeError, ValueError):  # some builtins have no signature: called unchecked
+        arity = None
+    if key is not None:
+        _ARITIES[key] = arity
+    return arity
+
+
+def arguments_problem(method: Callable, args: tuple | list, kwargs: dict[str, Any]) -> str | None:
+    """Why ``method(*args, **kwargs)`` does not fit its signature (wrong number
+    of arguments, unknown or missing names), or None when it fits. Nothing is
+    called: a TypeError raised inside the method is the method's own error."""
+    arity = _arity(method)
+    if arity is None:
+        return None
+    if not kwargs:
+        maximum = arity.max_positional
+        if arity.min_positional <= len(args) and (maximum is None or len(args) <= maximum):
+            return None
+    try:
+        arity.signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        return str(exc)
+    return None
+
+
+# -- the handler ----------------------------------------------------------------------------
+
+
+class _Absent:
+    __slots__ = ()
+
+
+_ABSENT = _Absent()
+_ID_TYPES = (str, int, float)  # and None; bool is not an allowed id (type() is bool)
+
+
+def _refuse_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON (RFC 8259); Python's parser accepts them by default
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_encode = _ENCODER.encode
+
+_PARSE_ERROR_ANSWER = _encode(
+    {"jsonrpc": "2.0", "error": {"code": PARSE_ERROR, "message": "Parse error"}, "id": None}
+).encode()
+
+
+def _error_member(v2: bool, rid: Any, code: int, message: str, data: Any = None) -> str:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    if v2:
+        return _encode({"jsonrpc": "2.0", "error": error, "id": rid})
+    return _encode({"result": None, "error": error, "id": rid})
+
+
+def _invalid_request(v2: bool, rid: Any, data: Any = None) -> str:
+    return _error_member(v2, rid, INVALID_REQUEST, "Invalid Request", data)
+
+
+class JsonrpcRequestHandler(web.RequestHandler):
+    """Serves the ``jsonrpc_<name>`` methods of the handler over JSON-RPC 2.0
+    (and the 1.0 shape); see the module's documentation.
+
+    Methods may return a value, a Deferred, or be ``@inlineCallbacks``
+    generators or ``async def`` coroutines. They are called with the URL's
+    groups first, then the params: ``jsonrpc_m(*path_args, *params)`` or
+    ``jsonrpc_m(*path_args, **params)`` (named groups as keywords).
+    """
+
+    #: request media types taken as JSON-RPC (anything else is 415)
+    jsonrpc_content_types = frozenset({"application/json", "application/json-rpc", "application/jsonrequest"})
+    #: a non-browser API: its content types already keep other sites out (see the module doc)
+    no_xsrf = True
+
+    def post(self, *args: Any, **kwargs: Any) -> defer.Deferred | None:
+        content_type = self.request.headers.get("Content-Type", "")
+        if content_type.partition(";")[0].strip().lower() not in self.jsonrpc_content_types:
+            raise web.HTTPError(415, reason="JSON-RPC requests must be application/json")
+        try:
+            payload = _DECODER.decode(self.request.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            # RecursionError: arrays nested too deep for the parser
+            self._reply(_PARSE_ERROR_ANSWER)
+            return None
+        if type(payload) is not list:
+            member = self._answer(payload, False, args, kwargs)
+            if isinstance(member, defer.Deferred):
+                return member.addCallback(self._reply)
+            self._reply(member)
+            return None
+        if not payload:
+            self._reply(_invalid_request(True, None).encode())
+            return None
+        limit = self.settings.get("jsonrpc_max_batch_size", DEFAULT_MAX_BATCH_SIZE)
+        if len(payload) > limit:
+            data = f"a batch of {len(payload)} calls; at most {limit} are taken"
+            self._reply(_invalid_request(True, None, data).encode())
+            return None
+        members = [self._answer(call, True, args, kwargs) for call in payload]
+        if any(isinstance(member, defer.Deferred) for member in members):
+            waiting = [m if isinstance(m, defer.Deferred) else defer.succeed(m) for m in members]
+            return defer.gatherResults(waiting, consumeErrors=True).addCallback(self._reply_batch)
+        self._reply_batch(members)
+        return None
+
+    # -- answering --------------------------------------------------------------------------
+
+    def _reply(self, answer: str | bytes | None) -> None:
+        if answer is None:
+            self.set_status(204)
+            self.finish()
+            return
+        self.set_header("Content-Type", "application/json")
+        self.finish(answer if type(answer) is bytes else answer.encode())
+
+    def _reply_batch(self, members: list) -> None:
+        answers = [member for member in members if member is not None]
+        self._reply(f"[{','.join(answers)}]" if answers else None)
+
+    def _answer(self, call: Any, in_batch: bool, path_args: tuple, path_kwargs: dict) -> Any:
+        """One request object's answer: its JSON text, None (a notification),
+        or a Deferred of either."""
+        if type(call) is not dict:
+            return _invalid_request(True, None)
+        version = call.get("jsonrpc", _ABSENT)
+        if version is _ABSENT and not in_batch:
+            return self._answer_v1(call, path_args, path_kwargs)
+        rid = call.get("id")
+        if rid is not None and type(rid) not in _ID_TYPES:
+            return _invalid_request(True, None, "an id is a string, a number or null")
+        if version != "2.0":
+            return _invalid_request(True, rid, 'a request says "jsonrpc": "2.0"')
+        method = call.get("method")
+        if type(method) is not str:
+            return _invalid_request(True, rid, "the method is a string")
+        params = call.get("params", _ABSENT)
+        if params is _ABSENT:
+            params = ()
+        elif type(params) is not list and type(params) is not dict:
+            return _invalid_request(True, rid, "params are an array or an object")
+        return self._dispatch(True, rid, "id" not in call, method, params, path_args, path_kwargs)
+
+    def _answer_v1(self, call: dict, path_args: tuple, path_kwargs: dict) -> Any:
+        # JSON-RPC 1.0: any id; a null (or missing) id is a notification
+        rid = call.get("id")
+        method = call.get("method")
+        params = call.get("params")
+        if params is None:
+            params = ()
+        elif type(params) is not list and type(params) is not dict:
+            return _invalid_request(False, rid, "params are an array or an object")
+        if type(method) is not str:
+            return _invalid_request(False, rid, "the method is a string")
+        return self._dispatch(False, rid, rid is None, method, params, path_args, path_kwargs)
+
+    def _dispatch(
+        self, v2: bool, rid: Any, notify: bool, name: str, params: Any, path_args: tuple, path_kwargs: dict
+    ) -> Any:
+        method = getattr(self, "jsonrpc_" + name, None)
+        if method is None or not callable(method):
+            return None if notify else _error_member(v2, rid, METHOD_NOT_FOUND, "Method not found")
+        if type(params) is dict:
+            clash = params.keys() & path_kwargs.keys()
+            if clash:
+                problem: str | None = f"{sorted(clash)} come from the URL"
+                args, kwargs = path_args, path_kwargs
+            else:
+                args, kwargs = path_args, {**path_kwargs, **params} if path_kwargs else params
+                problem = arguments_problem(method, args, kwargs)
+        else:
+            args = (*path_args, *params) if path_args else params
+            kwargs = path_kwargs
+            problem = arguments_problem(method, args, kwargs)
+        if problem is not None:
+            return None if notify else _error_member(v2, rid, INVALID_PARAMS, "Invalid params", problem)
+        try:
+            result = method(*args, **kwargs)
+        except Exception as exc:
+            return self._failed(failure.Failure(exc), v2, rid, notify, name)
+        if is_async_result(result):
+            d = ensure_deferred(result)
+            d.addCallbacks(self._succeeded, self._failed, (v2, rid, notify, name), None, (v2, rid, notify, name))
+            return d
+        return self._succeeded(result, v2, rid, notify, name)
+
+    def _succeeded(self, result: Any, v2: bool, rid: Any, notify: bool, name: str) -> str | None:
+        if notify:
+            return None
+        try:
+            if v2:
+                return _encode({"jsonrpc": "2.0", "result": result, "id": rid})
+            return _encode({"result": result, "error": None, "id": rid})
+        except (TypeError, ValueError, RecursionError) as exc:
+            return self._failed(failure.Failure(exc), v2, rid, notify, name, "the result of")
+
+    def _failed(
+        self, reason: failure.Failure, v2: bool, rid: Any, notify: bool, name: str, what: str = "an exception in"
+    ) -> str | None:
+        exc = reason.value
+        if isinstance(exc, JsonRPCError):
+            if notify:
+                return None
+            try:
+                return _error_member(v2, rid, exc.code, str(exc.message), exc.data)
+            except (TypeError, ValueError, RecursionError):
+                what = "the error data of"
+                reason = failure.Failure()
+                exc = reason.value
+        app_log.error(
+            "JSON-RPC: %s %s (%s)",
+            what,
+            name,
+            self._request_summary(),
+            exc_info=(reason.type, exc, reason.getTracebackObject()),
+        )
+        if notify:
+            return None
+        data = None
+        settings = self.settings
+        if settings.get("serve_traceback", settings.get("debug")):
+            data = "".join(traceback.format_exception(reason.type, exc, reason.getTracebackObject()))
+        return _error_member(v2, rid, INTERNAL_ERROR, "Internal error", data)
