@@ -116,9 +116,10 @@ class JsonRPCError(Exception):
 
 
 class _Arity:
-    """What a callable accepts, for a cheap check of positional calls."""
+    """What a callable accepts, for cheap checks of the usual calls; anything
+    else (and every misfit, to say why) goes through ``Signature.bind``."""
 
-    __slots__ = ("signature", "min_positional", "max_positional")
+    __slots__ = ("signature", "min_positional", "max_positional", "names", "index")
 
     def __init__(self, signature: inspect.Signature) -> None:
         self.signature = signature
@@ -126,7 +127,10 @@ class _Arity:
         required = 0
         maximum: int | None = 0
         keyword_only_required = False
+        plain = True  # only positional-or-keyword parameters: named calls are checked by hand
         for parameter in signature.parameters.values():
+            if parameter.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD:
+                plain = False
             if parameter.kind in positional:
                 maximum = maximum + 1 if maximum is not None else None
                 if parameter.default is parameter.empty:
@@ -138,6 +142,28 @@ class _Arity:
         # a required keyword-only parameter: no positional call fits, bind() says why
         self.min_positional = required if not keyword_only_required else 1 << 62
         self.max_positional = maximum
+        # for plain signatures: the names in order, the required ones first
+        self.names: tuple[str, ...] | None = tuple(signature.parameters) if plain else None
+        self.index: dict[str, int] = {name: i for i, name in enumerate(self.names or ())}
+
+    def fits(self, args: tuple | list, kwargs: dict[str, Any]) -> bool:
+        """True when the call surely fits; False when ``bind`` must decide."""
+        count = len(args)
+        if not kwargs:
+            maximum = self.max_positional
+            return self.min_positional <= count and (maximum is None or count <= maximum)
+        names = self.names
+        if names is None or count > len(names):
+            return False
+        index = self.index
+        for name in kwargs:
+            position = index.get(name)
+            if position is None or position < count:  # unknown, or also given by position
+                return False
+        for position in range(count, self.min_positional):
+            if names[position] not in kwargs:
+                return False
+        return True
 
 
 # methods defined on classes are finite, so this cache (keyed by the function) stays small
@@ -165,12 +191,8 @@ def arguments_problem(method: Callable, args: tuple | list, kwargs: dict[str, An
     of arguments, unknown or missing names), or None when it fits. Nothing is
     called: a TypeError raised inside the method is the method's own error."""
     arity = _arity(method)
-    if arity is None:
+    if arity is None or arity.fits(args, kwargs):
         return None
-    if not kwargs:
-        maximum = arity.max_positional
-        if arity.min_positional <= len(args) and (maximum is None or len(args) <= maximum):
-            return None
     try:
         arity.signature.bind(*args, **kwargs)
     except TypeError as exc:
@@ -201,18 +223,27 @@ _encode = _ENCODER.encode
 _PARSE_ERROR_ANSWER = _encode(
     {"jsonrpc": "2.0", "error": {"code": PARSE_ERROR, "message": "Parse error"}, "id": None}
 ).encode()
+# types that are never Deferreds, coroutines or awaitables: no need to ask is_async_result
+_PLAIN_RESULTS = frozenset({int, float, str, bool, list, dict, tuple, type(None)})
 
 
-def _error_member(v2: bool, rid: Any, code: int, message: str, data: Any = None) -> str:
+class _Answer(dict):
+    """One response object, with the name of the method it answers (for the
+    log, should it not be JSON)."""
+
+    __slots__ = ("method",)
+
+
+def _error_member(v2: bool, rid: Any, code: int, message: str, data: Any = None, method: str = "") -> _Answer:
     error: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
         error["data"] = data
-    if v2:
-        return _encode({"jsonrpc": "2.0", "error": error, "id": rid})
-    return _encode({"result": None, "error": error, "id": rid})
+    answer = _Answer(jsonrpc="2.0", error=error, id=rid) if v2 else _Answer(result=None, error=error, id=rid)
+    answer.method = method
+    return answer
 
 
-def _invalid_request(v2: bool, rid: Any, data: Any = None) -> str:
+def _invalid_request(v2: bool, rid: Any, data: Any = None) -> _Answer:
     return _error_member(v2, rid, INVALID_REQUEST, "Invalid Request", data)
 
 
@@ -248,12 +279,12 @@ class JsonrpcRequestHandler(web.RequestHandler):
             self._reply(member)
             return None
         if not payload:
-            self._reply(_invalid_request(True, None).encode())
+            self._reply(_invalid_request(True, None))
             return None
         limit = self.settings.get("jsonrpc_max_batch_size", DEFAULT_MAX_BATCH_SIZE)
         if len(payload) > limit:
             data = f"a batch of {len(payload)} calls; at most {limit} are taken"
-            self._reply(_invalid_request(True, None, data).encode())
+            self._reply(_invalid_request(True, None, data))
             return None
         members = [self._answer(call, True, args, kwargs) for call in payload]
         if any(isinstance(member, defer.Deferred) for member in members):
@@ -264,21 +295,46 @@ class JsonrpcRequestHandler(web.RequestHandler):
 
     # -- answering --------------------------------------------------------------------------
 
-    def _reply(self, answer: str | bytes | None) -> None:
+    def _reply(self, answer: Any) -> None:
+        """Send one answer (an _Answer, JSON bytes, or None for no answer)."""
         if answer is None:
             self.set_status(204)
             self.finish()
             return
+        if type(answer) is not bytes:
+            try:
+                answer = _encode(answer).encode()
+            except (TypeError, ValueError, RecursionError) as exc:
+                answer = _encode(self._unencodable(answer, exc)).encode()
         self.set_header("Content-Type", "application/json")
-        self.finish(answer if type(answer) is bytes else answer.encode())
+        self.finish(answer)
 
     def _reply_batch(self, members: list) -> None:
         answers = [member for member in members if member is not None]
-        self._reply(f"[{','.join(answers)}]" if answers else None)
+        if not answers:
+            self._reply(None)
+            return
+        try:
+            body = _encode(answers)
+        except (TypeError, ValueError, RecursionError):
+            # one bad member must not cost the others their answers
+            parts = []
+            for answer in answers:
+                try:
+                    parts.append(_encode(answer))
+                except (TypeError, ValueError, RecursionError) as exc:
+                    parts.append(_encode(self._unencodable(answer, exc)))
+            body = f"[{','.join(parts)}]"
+        self._reply(body.encode())
+
+    def _unencodable(self, answer: _Answer, exc: Exception) -> _Answer:
+        """The internal error that replaces an answer that is not JSON (logged)."""
+        v2 = "jsonrpc" in answer
+        return self._failed(failure.Failure(exc), v2, answer.get("id"), False, answer.method, "the answer of")
 
     def _answer(self, call: Any, in_batch: bool, path_args: tuple, path_kwargs: dict) -> Any:
-        """One request object's answer: its JSON text, None (a notification),
-        or a Deferred of either."""
+        """One request object's answer: an _Answer, None (a notification), or a
+        Deferred of either."""
         if type(call) is not dict:
             return _invalid_request(True, None)
         version = call.get("jsonrpc", _ABSENT)
@@ -317,7 +373,7 @@ class JsonrpcRequestHandler(web.RequestHandler):
     ) -> Any:
         method = getattr(self, "jsonrpc_" + name, None)
         if method is None or not callable(method):
-            return None if notify else _error_member(v2, rid, METHOD_NOT_FOUND, "Method not found")
+            return None if notify else _error_member(v2, rid, METHOD_NOT_FOUND, "Method not found", None, name)
         if type(params) is dict:
             clash = params.keys() & path_kwargs.keys()
             if clash:
@@ -331,40 +387,32 @@ class JsonrpcRequestHandler(web.RequestHandler):
             kwargs = path_kwargs
             problem = arguments_problem(method, args, kwargs)
         if problem is not None:
-            return None if notify else _error_member(v2, rid, INVALID_PARAMS, "Invalid params", problem)
+            return None if notify else _error_member(v2, rid, INVALID_PARAMS, "Invalid params", problem, name)
         try:
             result = method(*args, **kwargs)
         except Exception as exc:
             return self._failed(failure.Failure(exc), v2, rid, notify, name)
-        if is_async_result(result):
+        if type(result) not in _PLAIN_RESULTS and is_async_result(result):
             d = ensure_deferred(result)
             d.addCallbacks(self._succeeded, self._failed, (v2, rid, notify, name), None, (v2, rid, notify, name))
             return d
         return self._succeeded(result, v2, rid, notify, name)
 
-    def _succeeded(self, result: Any, v2: bool, rid: Any, notify: bool, name: str) -> str | None:
+    def _succeeded(self, result: Any, v2: bool, rid: Any, notify: bool, name: str) -> _Answer | None:
         if notify:
             return None
-        try:
-            if v2:
-                return _encode({"jsonrpc": "2.0", "result": result, "id": rid})
-            return _encode({"result": result, "error": None, "id": rid})
-        except (TypeError, ValueError, RecursionError) as exc:
-            return self._failed(failure.Failure(exc), v2, rid, notify, name, "the result of")
+        answer = _Answer(jsonrpc="2.0", result=result, id=rid) if v2 else _Answer(result=result, error=None, id=rid)
+        answer.method = name
+        return answer
 
     def _failed(
         self, reason: failure.Failure, v2: bool, rid: Any, notify: bool, name: str, what: str = "an exception in"
-    ) -> str | None:
+    ) -> _Answer | None:
         exc = reason.value
         if isinstance(exc, JsonRPCError):
             if notify:
                 return None
-            try:
-                return _error_member(v2, rid, exc.code, str(exc.message), exc.data)
-            except (TypeError, ValueError, RecursionError):
-                what = "the error data of"
-                reason = failure.Failure()
-                exc = reason.value
+            return _error_member(v2, rid, exc.code, str(exc.message), exc.data, name)
         app_log.error(
             "JSON-RPC: %s %s (%s)",
             what,
@@ -378,4 +426,4 @@ class JsonrpcRequestHandler(web.RequestHandler):
         settings = self.settings
         if settings.get("serve_traceback", settings.get("debug")):
             data = "".join(traceback.format_exception(reason.type, exc, reason.getTracebackObject()))
-        return _error_member(v2, rid, INTERNAL_ERROR, "Internal error", data)
+        return _error_member(v2, rid, INTERNAL_ERROR, "Internal error", data, name)

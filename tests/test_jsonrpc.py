@@ -650,3 +650,62 @@ def test_jsonrpcclient_messages(spec_server):
     status, _, data = yield call(port, jsonrpcclient.notification_json("notify_hello", params=[6]))
     assert (status, data) == (204, b"")
     assert calls == [("notify_hello", 5), ("notify_hello", 6)]
+
+
+# -- the quick argument check agrees with Signature.bind ----------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+import inspect  # noqa: E402
+
+NAMES = ["a", "b", "c", "d"]
+
+
+@st.composite
+def signatures_and_calls(draw):
+    """A signature of up to four parameters (of every kind) and a call of up to
+    five positional arguments and a few names (some unknown)."""
+    kinds = [inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+             inspect.Parameter.KEYWORD_ONLY]
+    count = draw(st.integers(0, 4))
+    if draw(st.booleans()):  # the usual method: plain parameters only (the hand-checked path)
+        chosen = [inspect.Parameter.POSITIONAL_OR_KEYWORD] * count
+    else:
+        chosen = sorted(draw(st.lists(st.sampled_from(kinds), min_size=count, max_size=count)))
+    plain = draw(st.booleans())
+    parameters, defaults_started = [], False
+    for name, kind in zip(NAMES, chosen):
+        has_default = draw(st.booleans())
+        if kind is not inspect.Parameter.KEYWORD_ONLY:
+            # positional parameters with defaults come last
+            has_default = has_default or defaults_started
+            defaults_started = has_default
+        parameters.append(inspect.Parameter(name, kind, default=0 if has_default else inspect.Parameter.empty))
+    if not plain and draw(st.booleans()):
+        index = sum(1 for p in parameters if p.kind is not inspect.Parameter.KEYWORD_ONLY)
+        parameters.insert(index, inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL))
+    if not plain and draw(st.booleans()):
+        parameters.append(inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD))
+    signature = inspect.Signature(parameters)
+    args = tuple(range(draw(st.integers(0, 5))))
+    kwargs = {name: 1 for name in draw(st.lists(st.sampled_from(NAMES + ["zz"]), unique=True, max_size=3))}
+    return signature, args, kwargs
+
+
+@settings(max_examples=400, deadline=None)
+@given(signatures_and_calls())
+def test_arguments_problem_agrees_with_signature_bind(case):
+    signature, args, kwargs = case
+
+    class Target:
+        def method(self, *a, **k):
+            pass
+
+    # a method on a class (the cached path), with this signature behind it
+    Target.method.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *signature.parameters.values()])
+    try:
+        signature.bind(*args, **kwargs)
+        fits = True
+    except TypeError:
+        fits = False
+    assert (arguments_problem(Target().method, args, kwargs) is None) == fits
