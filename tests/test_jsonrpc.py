@@ -277,6 +277,9 @@ def test_results_that_are_not_json_are_internal_errors(listen, caplog):
         def jsonrpc_bad_error(self):
             raise JsonRPCError(1, "with data that is not JSON", data={1, 2})
 
+        def jsonrpc_fine(self):
+            return "fine"
+
     port = listen(web.Application([(r"/rpc", Odd)]))
     for name in ["nan", "bytes", "bad_error"]:
         answer = yield rpc(port, json.dumps({"jsonrpc": "2.0", "method": name, "id": name}))
@@ -284,6 +287,18 @@ def test_results_that_are_not_json_are_internal_errors(listen, caplog):
     logged = [r for r in caplog.records if r.name == "cyclone.application"]
     assert len(logged) == 3
     assert all(r.exc_info for r in logged)
+    assert "bad_error" in logged[2].getMessage()
+    # in a batch, the other members keep their answers
+    batch = [{"jsonrpc": "2.0", "method": name, "id": i} for i, name in enumerate(["fine", "bytes", "fine"])]
+    answer = yield rpc(port, json.dumps(batch))
+    assert answer == [
+        {"jsonrpc": "2.0", "result": "fine", "id": 0},
+        {"jsonrpc": "2.0", "error": {"code": -32603, "message": "Internal error"}, "id": 1},
+        {"jsonrpc": "2.0", "result": "fine", "id": 2},
+    ]
+    # and in the 1.0 shape
+    answer = yield rpc(port, json.dumps({"method": "nan", "params": [], "id": 9}))
+    assert answer == {"result": None, "error": {"code": -32603, "message": "Internal error"}, "id": 9}
 
 
 # -- call styles, errors ------------------------------------------------------------------------
