@@ -126,34 +126,58 @@ def bind_unix_socket(file: str, mode: int = 0o600, backlog: int = DEFAULT_BACKLO
     return sock
 
 
-def tls_client_creator(host: str, validate_cert: bool = True, ca_certs: str | None = None) -> Any:
+def tls_client_creator(
+    host: str,
+    validate_cert: bool = True,
+    ca_certs: str | None = None,
+    client_cert: str | None = None,
+    client_key: str | None = None,
+) -> Any:
     """What makes a TLS client connection to ``host`` (for
     ``twisted.internet.endpoints.wrapClientTLS``): the certificate checked
     against ``ca_certs`` (a PEM file) or the system's trust roots, or, with
-    ``validate_cert=False``, not checked at all (tests, self-signed peers)."""
+    ``validate_cert=False``, not checked at all (tests, self-signed peers).
+    ``client_cert`` (a PEM file, holding the key too unless ``client_key``
+    names another) is presented to servers that ask for one."""
     from twisted.internet import ssl
 
+    client_identity: Any = None
+    if client_cert is not None:
+        with open(client_cert, "rb") as pem:
+            cert_pem = pem.read()
+        key_pem = cert_pem
+        if client_key is not None:
+            with open(client_key, "rb") as pem:
+                key_pem = pem.read()
+        client_identity = ssl.PrivateCertificate.loadPEM(cert_pem + b"\n" + key_pem)
     if not validate_cert:
-        return _UncheckedTLS()
+        return _UncheckedTLS(client_identity)
     if ca_certs is not None:
         with open(ca_certs, "rb") as pem:
             trust_root: Any = ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(pem.read())])
     else:
         trust_root = ssl.platformTrust()
-    return ssl.optionsForClientTLS(host, trustRoot=trust_root)
+    return ssl.optionsForClientTLS(host, trustRoot=trust_root, clientCertificate=client_identity)
 
 
 @implementer(IOpenSSLClientConnectionCreator)
 class _UncheckedTLS:
     """A TLS client connection creator that accepts any certificate."""
 
-    def __init__(self) -> None:
+    def __init__(self, client_identity: Any = None) -> None:
         from twisted.internet import ssl
 
-        self._context = ssl.CertificateOptions(verify=False).getContext()
+        if client_identity is None:
+            options = ssl.CertificateOptions(verify=False)
+        else:
+            options = ssl.CertificateOptions(
+                verify=False,
+                privateKey=client_identity.privateKey.original,
+                certificate=client_identity.original,
+            )
+        self._context = options.getContext()
 
     def clientConnectionForTLS(self, tls_protocol: Any) -> Any:
         from OpenSSL import SSL
 
         return SSL.Connection(self._context, None)  # Twisted sets its state and app data
-
