@@ -1172,3 +1172,14 @@ def fetch(url: str | bytes | HTTPRequest, **kwargs: Any) -> defer.Deferred[HTTPR
     """
     kwargs.setdefault("raise_error", False)
     return AsyncHTTPClient().fetch(url, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    # JsonRPC (the original cyclone's name) is cyclone.jsonrpc's client; it is
+    # imported on first use, so that importing this module never loads the
+    # web framework that cyclone.jsonrpc's server side needs.
+    if name == "JsonRPC":
+        from cyclone.jsonrpc import JsonRPCProxy
+
+        return JsonRPCProxy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -57,7 +57,7 @@ from __future__ import annotations
 import inspect
 import json
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from twisted.internet import defer
 from twisted.python import failure
@@ -69,6 +69,8 @@ from cyclone.log import app_log
 __all__ = [
     "JsonRPCError",
     "JsonrpcRequestHandler",
+    "JsonRPCProxy",
+    "JsonRPCResponseError",
     "PARSE_ERROR",
     "INVALID_REQUEST",
     "METHOD_NOT_FOUND",
@@ -427,3 +429,219 @@ class JsonrpcRequestHandler(web.RequestHandler):
         if settings.get("serve_traceback", settings.get("debug")):
             data = "".join(traceback.format_exception(reason.type, exc, reason.getTracebackObject()))
         return _error_member(v2, rid, INTERNAL_ERROR, "Internal error", data, name)
+
+
+# -- the client ---------------------------------------------------------------------------------
+
+
+class JsonRPCResponseError(ValueError):
+    """An answer that is not a JSON-RPC response to the call made (not JSON,
+    another id, no result nor error); ``response`` is the ``HTTPResponse``."""
+
+    def __init__(self, message: str, response: Any = None) -> None:
+        super().__init__(message)
+        self.response = response
+
+
+class _RemoteMethod:
+    """``proxy.name``: call it, or take an attribute for a dotted name (``proxy.system.listMethods``)."""
+
+    __slots__ = ("_proxy", "_name")
+
+    def __init__(self, proxy: "JsonRPCProxy", name: str) -> None:
+        self._proxy = proxy
+        self._name = name
+
+    def __getattr__(self, name: str) -> "_RemoteMethod":
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _RemoteMethod(self._proxy, f"{self._name}.{name}")
+
+    def __call__(self, *params: Any, **named: Any) -> defer.Deferred:
+        return self._proxy.call(self._name, *params, **named)
+
+    def __repr__(self) -> str:
+        return f"<JSON-RPC method {self._name} of {self._proxy.url}>"
+
+
+class JsonRPCProxy:
+    """A JSON-RPC client on ``cyclone.httpclient.fetch`` (exported as
+    ``cyclone.httpclient.JsonRPC``).
+
+    .. code-block:: python
+
+        proxy = cyclone.httpclient.JsonRPC("http://127.0.0.1:8888/rpc", request_timeout=5)
+        total = await proxy.add(1, 2)                       # params by position
+        diff = await proxy.subtract(minuend=42, subtrahend=23)   # or by name
+        names = await proxy.system.listMethods()             # dotted names
+        await proxy.notify("log", "hello")                  # no answer expected
+        answers = await proxy.batch([("add", [1, 2]), ("nope", [])])
+        # -> [3, JsonRPCError(-32601, 'Method not found')]
+
+    Each call is a Deferred of the result; an error answer fails it with
+    ``JsonRPCError`` (``code``, ``message``, ``data``). An answer that is not
+    a response to the call fails with ``JsonRPCResponseError``; an HTTP
+    error without a JSON-RPC answer in its body, with
+    ``cyclone.httpclient.HTTPClientError``; no answer at all, with the HTTP
+    client's errors (timeouts, refused connections). ``fetch_kwargs`` go to
+    every ``fetch`` (``request_timeout``, ``headers``, ``auth_username``,
+    ``ca_certs``, ...). ``version="1.0"`` speaks the original cyclone's shape
+    (``{"method", "params", "id"}``, positional params only).
+    """
+
+    def __init__(self, url: str, version: str = "2.0", **fetch_kwargs: Any) -> None:
+        if version not in ("1.0", "2.0"):
+            raise ValueError(f"JSON-RPC version is '1.0' or '2.0', not {version!r}")
+        for name in ("method", "body", "postdata", "body_producer"):
+            if name in fetch_kwargs:
+                raise TypeError(f"JsonRPC makes the request's {name} itself")
+        from cyclone.httputil import HTTPHeaders
+
+        headers = HTTPHeaders()
+        given = fetch_kwargs.pop("headers", None) or {}
+        for name, value in given.get_all() if isinstance(given, HTTPHeaders) else given.items():
+            for one in value if isinstance(value, (list, tuple)) else [value]:
+                headers.add(name, one)
+        if "Content-Type" not in headers:
+            headers["Content-Type"] = "application/json"
+        self.url = url
+        self.version = version
+        self._headers = headers
+        self._fetch_kwargs = fetch_kwargs
+        self._next_id = 1
+
+    def __getattr__(self, name: str) -> _RemoteMethod:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _RemoteMethod(self, name)
+
+    def __repr__(self) -> str:
+        return f"<JsonRPC proxy of {self.url}>"
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def _request(self, name: str, params: tuple, named: dict, notify: bool = False) -> dict[str, Any]:
+        if params and named:
+            raise TypeError("JSON-RPC params are by position or by name, not both")
+        if type(name) is not str:
+            raise TypeError(f"a method name is a string, not {name!r}")
+        request: dict[str, Any] = {"method": name}
+        if self.version == "2.0":
+            request = {"jsonrpc": "2.0", "method": name}
+            if params or named:
+                request["params"] = dict(named) if named else list(params)
+            if not notify:
+                request["id"] = self._take_id()
+        else:
+            if named:
+                raise TypeError("JSON-RPC 1.0 has positional params only")
+            request["params"] = list(params)
+            request["id"] = None if notify else self._take_id()
+        return request
+
+    def _take_id(self) -> int:
+        rid = self._next_id
+        self._next_id += 1
+        return rid
+
+    def _post(self, payload: Any) -> defer.Deferred:
+        from cyclone.httpclient import fetch
+
+        body = _encode(payload).encode()
+        return fetch(self.url, method="POST", body=body, headers=self._headers.copy(), **self._fetch_kwargs)
+
+    @staticmethod
+    def _parsed(response: Any) -> Any:
+        """The JSON of the response's body; the HTTP error if it is not JSON."""
+        try:
+            return _DECODER.decode(response.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            if response.error is not None:
+                raise response.error from None
+            raise JsonRPCResponseError(f"the answer is not JSON: {response.body[:200]!r}", response) from None
+
+    def _outcome(self, answer: Any, rid: Any, response: Any) -> Any:
+        """The result of one response object, or the JsonRPCError it carries (returned, not raised)."""
+        if type(answer) is not dict or _id_key(answer.get("id", _ABSENT)) != _id_key(rid):
+            raise JsonRPCResponseError(f"not an answer to call {rid!r}: {answer!r:.200}", response)
+        error = answer.get("error")
+        if error is not None:
+            if type(error) is not dict or type(error.get("code")) is not int:
+                return JsonRPCError(INTERNAL_ERROR, str(error))  # 1.0 servers may send any error value
+            return JsonRPCError(error["code"], str(error.get("message", "")), error.get("data"))
+        if "result" not in answer:
+            raise JsonRPCResponseError(f"an answer with neither result nor error: {answer!r:.200}", response)
+        return answer["result"]
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def call(self, name: str, /, *params: Any, **named: Any) -> defer.Deferred:
+        """Call the method ``name`` (any name, e.g. one that is not an identifier)."""
+        request = self._request(name, params, named)
+
+        def answered(response: Any) -> Any:
+            outcome = self._outcome(self._parsed(response), request["id"], response)
+            if isinstance(outcome, JsonRPCError):
+                raise outcome
+            return outcome
+
+        return self._post(request).addCallback(answered)
+
+    def notify(self, name: str, /, *params: Any, **named: Any) -> defer.Deferred:
+        """Send a notification: a Deferred that fires with None once the
+        server has taken it (no answer comes back)."""
+        request = self._request(name, params, named, notify=True)
+
+        def sent(response: Any) -> None:
+            if response.error is not None:
+                raise response.error
+
+        return self._post(request).addCallback(sent)
+
+    def batch(self, calls: Iterable[tuple[str, Any]], notifications: Iterable[tuple[str, Any]] = ()) -> defer.Deferred:
+        """Send several calls in one request: ``calls`` and ``notifications``
+        are ``(name, params)`` pairs, params a list (by position) or a dict
+        (by name). A Deferred of the calls' outcomes in order: each a result,
+        or the ``JsonRPCError`` the server answered for that call."""
+        if self.version != "2.0":
+            raise TypeError("batches are JSON-RPC 2.0")
+        requests = [self._pair(name, params, False) for name, params in calls]
+        payload = requests + [self._pair(name, params, True) for name, params in notifications]
+        if not payload:
+            raise ValueError("an empty batch is not a JSON-RPC request")
+
+        def answered(response: Any) -> list:
+            if not requests and not response.body:
+                if response.error is not None:
+                    raise response.error
+                return []
+            answers = self._parsed(response)
+            if type(answers) is not list:
+                # a whole-batch error (too large, ...): every call gets it
+                if type(answers) is dict and type(answers.get("error")) is dict and answers.get("id") is None:
+                    error = self._outcome(answers, None, response)
+                    return [error] * len(requests)
+                raise JsonRPCResponseError(f"a batch's answer is an array, not {answers!r:.200}", response)
+            by_id = {}
+            for answer in answers:
+                if type(answer) is dict:
+                    by_id[_id_key(answer.get("id"))] = answer
+            outcomes = []
+            for request in requests:
+                answer = by_id.get(_id_key(request["id"]))
+                if answer is None:
+                    raise JsonRPCResponseError(f"no answer to call {request['id']!r} of the batch", response)
+                outcomes.append(self._outcome(answer, request["id"], response))
+            return outcomes
+
+        return self._post(payload).addCallback(answered)
+
+    def _pair(self, name: str, params: Any, notify: bool) -> dict[str, Any]:
+        if isinstance(params, dict):
+            return self._request(name, (), params, notify)
+        return self._request(name, tuple(params or ()), {}, notify)
+
+
+def _id_key(rid: Any) -> tuple[str, Any]:
+    # 1 and "1" (and True) are different ids
+    return (type(rid).__name__, rid)

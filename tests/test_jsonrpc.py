@@ -724,3 +724,179 @@ def test_arguments_problem_agrees_with_signature_bind(case):
     except TypeError:
         fits = False
     assert (arguments_problem(Target().method, args, kwargs) is None) == fits
+
+
+# -- the client: cyclone.httpclient.JsonRPC -------------------------------------------------------
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from cyclone import httpclient  # noqa: E402
+from cyclone.jsonrpc import JsonRPCProxy, JsonRPCResponseError  # noqa: E402
+
+
+class ClientTarget(SpecMethods):
+    def jsonrpc_header(self, name):
+        return self.request.headers.get(name)
+
+    def jsonrpc_never(self):
+        return defer.Deferred()
+
+    def jsonrpc_fail(self, data):
+        raise JsonRPCError(7, "as asked", data=data)
+
+
+class NotJson(web.RequestHandler):
+    def post(self):
+        self.write("<html>not json</html>")
+
+
+class WrongId(web.RequestHandler):
+    def post(self):
+        self.set_header("Content-Type", "application/json")
+        self.write(json.dumps({"jsonrpc": "2.0", "result": 1, "id": "someone else"}))
+
+
+class Mirror(web.RequestHandler):
+    """Answers each call with the request object it got (and its Content-Type)."""
+
+    def post(self):
+        request = json.loads(self.request.body)
+        self.set_header("Content-Type", "application/json")
+        self.write(json.dumps({"result": [request, self.request.headers["Content-Type"]], "error": None,
+                               "id": request["id"]}))
+
+
+class ErrorWith500(web.RequestHandler):
+    """Some servers answer JSON-RPC errors with HTTP 500."""
+
+    def post(self):
+        self.set_status(500)
+        self.set_header("Content-Type", "application/json")
+        request = json.loads(self.request.body)
+        self.write(json.dumps({"jsonrpc": "2.0", "error": {"code": -32000, "message": "down"}, "id": request["id"]}))
+
+
+@pytest.fixture
+def client_server(listen):
+    calls: list = []
+    port = listen(web.Application([
+        (r"/rpc", ClientTarget, {"calls": calls}),
+        (r"/not-json", NotJson),
+        (r"/wrong-id", WrongId),
+        (r"/mirror", Mirror),
+        (r"/error-500", ErrorWith500),
+    ], jsonrpc_max_batch_size=6))
+    return f"http://127.0.0.1:{port}", calls
+
+
+def test_httpclient_exports_the_client_without_importing_the_server():
+    assert httpclient.JsonRPC is JsonRPCProxy
+    code = "import sys, cyclone.httpclient; print('cyclone.jsonrpc' in sys.modules, 'cyclone.web' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["False", "False"], done.stderr
+
+
+@inline
+def test_client_calls(client_server):
+    base, _ = client_server
+    proxy = httpclient.JsonRPC(base + "/rpc")
+    assert (yield proxy.subtract(42, 23)) == 19
+    assert (yield proxy.subtract(subtrahend=23, minuend=42)) == 19
+    assert (yield proxy.call("sum", 1, 2, 3)) == 6
+    assert (yield proxy.get_data()) == ["hello", 5]
+    with pytest.raises(JsonRPCError) as caught:
+        yield proxy.fail({"why": [1]})
+    assert (caught.value.code, caught.value.message, caught.value.data) == (7, "as asked", {"why": [1]})
+    with pytest.raises(JsonRPCError) as caught:
+        yield proxy.foo.get(name="myself")  # a dotted name, and a param called "name"
+    assert caught.value.code == -32601
+    assert (yield proxy.call("subtract", minuend=1, subtrahend=1)) == 0
+    with pytest.raises(JsonRPCError) as caught:
+        yield proxy.subtract(1)
+    assert caught.value.code == -32602 and "subtrahend" in caught.value.data
+    with pytest.raises(TypeError):
+        proxy.subtract(1, subtrahend=2)
+
+
+@inline
+def test_client_notifications_and_batches(client_server):
+    base, calls = client_server
+    proxy = httpclient.JsonRPC(base + "/rpc")
+    assert (yield proxy.notify("notify_hello", 1)) is None
+    assert calls == [("notify_hello", 1)]
+    outcomes = yield proxy.batch(
+        [("sum", [1, 2]), ("nope", []), ("subtract", {"minuend": 5, "subtrahend": 3}), ("get_data", None)],
+        notifications=[("notify_hello", [2]), ("update", [3, 4])],
+    )
+    assert outcomes[0] == 3 and outcomes[2] == 2 and outcomes[3] == ["hello", 5]
+    assert isinstance(outcomes[1], JsonRPCError) and outcomes[1].code == -32601
+    assert calls == [("notify_hello", 1), ("notify_hello", 2), ("update", (3, 4))]
+    # notifications only: the server answers nothing
+    assert (yield proxy.batch([], notifications=[("notify_hello", [3])])) == []
+    assert calls[-1] == ("notify_hello", 3)
+    # over the server's limit (6): every call gets the server's error
+    outcomes = yield proxy.batch([("sum", [i]) for i in range(7)])
+    assert len(outcomes) == 7 and all(o.code == -32600 for o in outcomes)
+    with pytest.raises(ValueError):
+        proxy.batch([])
+
+
+@inline
+def test_client_messages(client_server):
+    base, _ = client_server
+    proxy = httpclient.JsonRPC(base + "/mirror")
+    request, content_type = yield proxy.foo.get(name="myself")
+    assert request == {"jsonrpc": "2.0", "method": "foo.get", "params": {"name": "myself"}, "id": 1}
+    assert content_type == "application/json"
+    request, _ = yield proxy.call("with space", 1, [2])
+    assert request == {"jsonrpc": "2.0", "method": "with space", "params": [1, [2]], "id": 2}
+    request, _ = yield proxy.bare()
+    assert request == {"jsonrpc": "2.0", "method": "bare", "id": 3}  # no params: the member is left out
+    request, _ = yield httpclient.JsonRPC(base + "/mirror", version="1.0").old(1)
+    assert request == {"method": "old", "params": [1], "id": 1}
+
+
+@inline
+def test_client_in_the_1_0_shape(client_server):
+    base, calls = client_server
+    proxy = httpclient.JsonRPC(base + "/rpc", version="1.0")
+    assert (yield proxy.subtract(42, 23)) == 19
+    with pytest.raises(JsonRPCError) as caught:
+        yield proxy.nope()
+    assert caught.value.code == -32601
+    assert (yield proxy.notify("notify_hello", 9)) is None
+    assert calls == [("notify_hello", 9)]
+    with pytest.raises(TypeError):
+        proxy.subtract(minuend=1, subtrahend=2)
+
+
+@inline
+def test_client_passes_fetch_options(client_server):
+    base, _ = client_server
+    proxy = httpclient.JsonRPC(base + "/rpc", headers={"X-Tenant": "acme"}, request_timeout=0.5)
+    assert (yield proxy.header("X-Tenant")) == "acme"
+    assert (yield proxy.header("Content-Type")) == "application/json"
+    with pytest.raises(httpclient.HTTPTimeoutError):
+        yield proxy.never()
+    with pytest.raises(TypeError):
+        httpclient.JsonRPC(base + "/rpc", body=b"x")
+
+
+@inline
+def test_client_on_answers_that_are_not_json_rpc(client_server):
+    base, _ = client_server
+    with pytest.raises(httpclient.HTTPClientError) as caught:
+        yield httpclient.JsonRPC(base + "/missing").anything()
+    assert caught.value.code == 404
+    with pytest.raises(httpclient.HTTPClientError) as caught:
+        yield httpclient.JsonRPC(base + "/rpc", headers={"Content-Type": "text/plain"}).sum(1)
+    assert caught.value.code == 415
+    with pytest.raises(JsonRPCResponseError):
+        yield httpclient.JsonRPC(base + "/not-json").anything()
+    with pytest.raises(JsonRPCResponseError):
+        yield httpclient.JsonRPC(base + "/wrong-id").anything()
+    # a JSON-RPC error answered with HTTP 500 is still the JSON-RPC error
+    with pytest.raises(JsonRPCError) as caught:
+        yield httpclient.JsonRPC(base + "/error-500").anything()
+    assert (caught.value.code, caught.value.message) == (-32000, "down")
