@@ -10,13 +10,19 @@ import http.client
 import logging
 import socket
 import tracemalloc
+import warnings
 import xmlrpc.client
 from xmlrpc.client import Binary, DateTime, Fault, MultiCall, ServerProxy
 
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, task, threads
-from twisted.web.xmlrpc import Proxy
+
+with warnings.catch_warnings():
+    # twisted.web.xmlrpc's Proxy stands on twisted.web.http.HTTPClient, deprecated in Twisted 24.7
+    warnings.filterwarnings("ignore", "twisted.web.http.HTTPClient was deprecated", DeprecationWarning)
+    from twisted.web import server as twisted_server, xmlrpc as twisted_xmlrpc
+Proxy = twisted_xmlrpc.Proxy
 
 from cyclone import web
 from cyclone.xmlrpc import XMLRPCInputError, XmlrpcRequestHandler, loads
@@ -514,13 +520,13 @@ def test_malformed_bodies_get_a_fault(server):
         xmlrpc.client.dumps(Fault(1, "x"), methodresponse=True).encode(): "not a <methodCall>",
         b"<methodCall><params></params></methodCall>": "no <methodName>",
         b"<methodCall><methodName>echo</methodName><params><param><value><boolean>2</boolean></value>"
-        b"</param></params></methodCall>": "not an XML-RPC call",
+        b"</param></params></methodCall>": "not XML-RPC: ",
         b"<methodCall><methodName>echo</methodName><params><param><value><int>x</int></value>"
-        b"</param></params></methodCall>": "not an XML-RPC call",
+        b"</param></params></methodCall>": "not XML-RPC: ",
         b"<methodCall><methodName>echo</methodName><params><param><value><int>" + b"9" * 5000
-        + b"</int></value></param></params></methodCall>": "not an XML-RPC call",
+        + b"</int></value></param></params></methodCall>": "not XML-RPC: ",
         b"<methodCall><methodName>echo</methodName><params><param><value><bogus/></value>"
-        b"</param></params></methodCall>": "not an XML-RPC call",
+        b"</param></params></methodCall>": "not XML-RPC: ",
     }
     for body, words in bodies.items():
         fault = yield fault_for(url, body)
@@ -563,3 +569,100 @@ def test_put_sub_handler_is_per_class():
     One.putSubHandler("math", Arithmetic())
     assert list(One.subHandlers) == ["math"]
     assert Two.subHandlers == {} and XmlrpcRequestHandler.subHandlers == {}
+
+
+# -- the client: cyclone.xmlrpc.Proxy -----------------------------------------------------------
+
+from cyclone import httpclient  # noqa: E402
+from cyclone.xmlrpc import Proxy as CycloneProxy, loads_response  # noqa: E402
+
+
+class TwistedSide(twisted_xmlrpc.XMLRPC):
+    """A server we did not write: Twisted's own XML-RPC resource."""
+
+    def xmlrpc_add(self, a, b):
+        return a + b
+
+    def xmlrpc_later(self, value):
+        return task.deferLater(reactor, 0, lambda: {"later": value})
+
+    def xmlrpc_refuse(self):
+        raise Fault(17, "twisted says no")
+
+
+class Hostile(web.RequestHandler):
+    """A server that answers with entity expansions."""
+
+    def post(self):
+        self.set_header("Content-Type", "text/xml")
+        kind = self.get_query_argument("kind")
+        body = {"laughs": billion_laughs(), "blowup": one_entity_many_times(),
+                "external": external_entity("file:///etc/passwd")}[kind]
+        self.write(body.replace("methodCall", "methodResponse").replace(
+            "<methodName>echo</methodName>", ""))
+
+
+class NotXml(web.RequestHandler):
+    def post(self):
+        self.write("not xml")
+
+
+@inline
+def test_cyclone_proxy_against_our_handler(server):
+    url, _, _ = server
+    proxy = CycloneProxy(url, request_timeout=10)
+    assert (yield proxy.callRemote("math.add", 2, 3)) == 5
+    assert (yield proxy.math.trig.zero()) == 0.0
+    for style in ["deferred", "inline", "coroutine"]:
+        assert (yield proxy.callRemote(style, "x")) == [style, "x"]
+    with pytest.raises(Fault) as caught:
+        yield proxy.async_fault()
+    assert (caught.value.faultCode, caught.value.faultString) == (44, "async fault")
+    with pytest.raises(Fault) as caught:
+        yield proxy.callRemote("a<b>&c")  # escaped on the way out, named in the fault on the way back
+    assert (caught.value.faultCode, caught.value.faultString) == (8001, "function a<b>&c not found")
+    with pytest.raises(TypeError):  # None needs allowNone
+        yield proxy.echo(None)
+    assert (yield CycloneProxy(url.replace("/RPC2", "/none"), allowNone=True).echo(None)) is None
+    moment = datetime.datetime(2026, 12, 6, 10, 20, 30)
+    assert (yield CycloneProxy(url, useDateTime=True).echo(moment)) == moment
+    assert (yield CycloneProxy(url, useBuiltinTypes=True).echo(b"raw")) == b"raw"
+    assert isinstance((yield proxy.echo(b"raw")), Binary)
+
+
+@inline
+def test_cyclone_proxy_against_twisteds_xmlrpc_server(listen):
+    port = listen(twisted_server.Site(TwistedSide()))
+    proxy = CycloneProxy(f"http://127.0.0.1:{port}/")
+    assert (yield proxy.add(40, 2)) == 42
+    assert (yield proxy.callRemote("later", "v")) == {"later": "v"}
+    with pytest.raises(Fault) as caught:
+        yield proxy.refuse()
+    assert caught.value.faultCode == 17
+
+
+@inline
+def test_cyclone_proxy_refuses_hostile_answers(listen):
+    port = listen(web.Application([(r"/hostile", Hostile), (r"/not-xml", NotXml)]))
+    base = f"http://127.0.0.1:{port}"
+    for kind in ["laughs", "blowup", "external"]:
+        with pytest.raises(XMLRPCInputError, match="DOCTYPE"):
+            yield CycloneProxy(f"{base}/hostile?kind={kind}").anything()
+    with pytest.raises(XMLRPCInputError, match="not well-formed"):
+        yield CycloneProxy(f"{base}/not-xml").anything()
+    with pytest.raises(httpclient.HTTPClientError) as caught:
+        yield CycloneProxy(f"{base}/missing").anything()
+    assert caught.value.code == 404
+
+
+def test_loads_response():
+    assert loads_response(xmlrpc.client.dumps(([1, "x"],), methodresponse=True).encode()) == [1, "x"]
+    with pytest.raises(Fault) as caught:
+        loads_response(xmlrpc.client.dumps(Fault(3, "no"), methodresponse=True).encode())
+    assert caught.value.faultCode == 3
+    with pytest.raises(XMLRPCInputError, match="not a <methodResponse>"):
+        loads_response(xmlrpc.client.dumps((1,), "call").encode())
+    expanding = one_entity_many_times().replace("methodCall", "methodResponse").encode()
+    with pytest.raises(XMLRPCInputError, match="DOCTYPE"):
+        loads_response(expanding)
+    assert peak_bytes(loads_response, expanding) < 4 * len(expanding)
