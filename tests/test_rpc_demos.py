@@ -1,6 +1,7 @@
 """demos/rpc: the server as its README starts it, its page driven in headless
-Chromium (Playwright, Debian's chromium), and its command-line client (the
-standard library's urllib and xmlrpc.client) run as a child process.
+Chromium (Playwright, Debian's chromium), and its command-line clients (the
+standard library's urllib and xmlrpc.client; cyclone's JsonRPC and
+xmlrpc.Proxy) run as child processes.
 
 Skipped without Chromium or playwright, except under CI (see
 tests/test_websocket_demos.py, whose browser fixtures these are).
@@ -29,9 +30,9 @@ def server(tmp_path):
         print(f"--- server.log ---\n{running.output()}")
 
 
-def client(port: int, *args: str) -> subprocess.CompletedProcess:
+def client(port: int, *args: str, script: str = "client.py") -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "client.py", "--port", str(port), *args],
+        [sys.executable, script, "--port", str(port), *args],
         cwd=DEMO, env=child_env(), capture_output=True, text=True, timeout=60,
     )
 
@@ -50,6 +51,22 @@ def test_the_command_line_client_tour(server):
         "JSON-RPC error as expected: JSON-RPC error 1: a to-do is 1 to 200 characters of text",
         "XML-RPC fault as expected: 404 no such to-do: 99999",
     ]
+
+
+def test_the_twisted_client(server):
+    done = client(server, "first", "", "second", script="twisted_client.py")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "added over JSON-RPC: 1: first",
+        "not added: a to-do is 1 to 200 characters of text",
+        "added over JSON-RPC: 2: second",
+        "done over XML-RPC: 1: first",
+        "same list over both: True",
+        "[x] 1: first",
+        "[ ] 2: second",
+    ]
+    listed = client(server, "--protocol", "xml", "list")
+    assert listed.stdout.splitlines() == ["[x] 1: first", "[ ] 2: second"]
 
 
 def test_errors_make_the_client_fail(server):
