@@ -666,3 +666,21 @@ def test_loads_response():
     with pytest.raises(XMLRPCInputError, match="DOCTYPE"):
         loads_response(expanding)
     assert peak_bytes(loads_response, expanding) < 4 * len(expanding)
+
+
+class TenantApi(XmlrpcRequestHandler):
+    def xmlrpc_where(self, tenant, item):
+        return f"{tenant}/{item}"
+
+    def xmlrpc_owned(self, item, *, tenant):
+        return f"{tenant}/{item}"
+
+
+@inline
+def test_url_groups_come_before_the_params(listen):
+    port = listen(web.Application([(r"/RPC2/(\w+)", TenantApi), (r"/named/(?P<tenant>\w+)", TenantApi)]))
+    assert (yield remote(f"http://127.0.0.1:{port}/RPC2/acme", "where", "book")) == "acme/book"
+    fault = yield remote(f"http://127.0.0.1:{port}/RPC2/acme", "where")
+    assert fault.faultCode == 8002 and "item" in fault.faultString
+    # named groups are keywords
+    assert (yield remote(f"http://127.0.0.1:{port}/named/zeta", "owned", "book")) == "zeta/book"
