@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         f"server on CPU {options.server_cpu}, wrk on CPU {options.client_cpu} (`taskset`)",
         f"- {versions(options.python)}; `wrk -t1 -c{options.connections}`, {options.warmup} s warm-up, "
         f"{duration} s measured per run",
-        f"- Command: `python bench/jsonrpc.py {' '.join(argv if argv is not None else sys.argv[1:])}`".rstrip(),
+        f"- Command: `{' '.join(['python bench/jsonrpc.py', *(argv if argv is not None else sys.argv[1:])])}`",
         "",
         "| scenario | server | req/s | calls/s | calls per server CPU-s | p50 ms | p99 ms | × aiohttp "
         "(req/s) | × aiohttp (per CPU-s) | CPU server/wrk/other | errors |",
