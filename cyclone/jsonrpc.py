@@ -50,6 +50,10 @@ does not answer), the XSRF check is skipped (``no_xsrf = True``).
 
 Limits: the body is bounded by the application's ``max_body_size`` (413);
 ``jsonrpc_max_batch_size`` (setting, default 100) bounds the calls of one batch.
+
+The client, ``JsonRPCProxy`` (``cyclone.httpclient.JsonRPC``), stands on
+``cyclone.httpclient.fetch``: ``await proxy.subtract(42, 23)``, named params,
+notifications and batches; see its docstring.
 """
 
 from __future__ import annotations
@@ -256,7 +260,8 @@ class JsonrpcRequestHandler(web.RequestHandler):
     Methods may return a value, a Deferred, or be ``@inlineCallbacks``
     generators or ``async def`` coroutines. They are called with the URL's
     groups first, then the params: ``jsonrpc_m(*path_args, *params)`` or
-    ``jsonrpc_m(*path_args, **params)`` (named groups as keywords).
+    ``jsonrpc_m(*path_args, **params)``; named groups are keywords (a param
+    may not override one).
     """
 
     #: request media types taken as JSON-RPC (anything else is 415)
