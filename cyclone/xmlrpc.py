@@ -303,23 +303,22 @@ class XmlrpcRequestHandler(web.RequestHandler):
     def listProcedures(self) -> list[str]:
         """Every dotted name served, ``system.*`` included, sorted."""
         names: set[str] = set()
-        seen: set[int] = set()
         separator = self.separator
 
-        def visit(target: Any, prefix: str, subs: dict) -> None:
-            if id(target) in seen:  # a sub-handler that contains itself
+        def visit(target: Any, prefix: str, subs: dict, ancestors: frozenset[int]) -> None:
+            if id(target) in ancestors:  # a sub-handler that contains itself
                 return
-            seen.add(id(target))
+            ancestors = ancestors | {id(target)}
             for attribute in dir(target):
                 if attribute.startswith("xmlrpc_") and callable(getattr(target, attribute, None)):
                     names.add(prefix + attribute[len("xmlrpc_"):])
             for sub_prefix, sub in subs.items():
                 nested = getattr(sub, "subHandlers", None)
-                visit(sub, f"{prefix}{sub_prefix}{separator}", nested if isinstance(nested, dict) else {})
+                visit(sub, f"{prefix}{sub_prefix}{separator}", nested if isinstance(nested, dict) else {}, ancestors)
 
         subs = {prefix: self.getSubHandler(prefix) for prefix in self.getSubHandlerPrefixes()}
         subs.setdefault("system", _SystemMethods(self))
-        visit(self, "", {prefix: sub for prefix, sub in subs.items() if sub is not None})
+        visit(self, "", {prefix: sub for prefix, sub in subs.items() if sub is not None}, frozenset())
         return sorted(names)
 
     # -- HTTP --------------------------------------------------------------------------------

@@ -694,3 +694,22 @@ def test_url_groups_come_before_the_params(listen):
     assert fault.faultCode == 8002 and "item" in fault.faultString
     # named groups are keywords
     assert (yield remote(f"http://127.0.0.1:{port}/named/zeta", "owned", "book")) == "zeta/book"
+
+
+def test_list_procedures_with_a_sub_handler_twice_and_a_cycle():
+    class Node:
+        def xmlrpc_ping(self):
+            return "pong"
+
+    node = Node()
+    node.subHandlers = {"again": node}  # contains itself
+
+    class Twice(XmlrpcRequestHandler):
+        subHandlers = {"a": node, "b": node}
+
+    handler = Twice.__new__(Twice)  # listProcedures needs no request
+    assert handler.listProcedures() == [
+        "a.ping", "b.ping",
+        "system.listMethods", "system.methodHelp", "system.methodSignature", "system.multicall",
+    ]
+    assert handler.lookupProcedure("a.again.again.ping")() == "pong"
