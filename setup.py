@@ -153,6 +153,9 @@ setup(
             "oauthlib>=3.2",
             # an SSE client we did not write, for tests/test_sse*.py
             "sseclient-py>=1.8",
+            # a JSON-RPC client we did not write (it builds and parses the
+            # messages), for tests/test_jsonrpc.py
+            "jsonrpcclient>=4.0",
         ],
     },
     entry_points={

@@ -1256,3 +1256,12 @@ class HTTPClient:
     def fetch(self) -> defer.Deferred[HTTPResponse]:
         return fetch(self.url, **self.kwargs)
 
+def __getattr__(name: str) -> Any:
+    # JsonRPC (the original cyclone's name) is cyclone.jsonrpc's client; it is
+    # imported on first use, so that importing this module never loads the
+    # web framework that cyclone.jsonrpc's server side needs.
+    if name == "JsonRPC":
+        from cyclone.jsonrpc import JsonRPCProxy
+
+        return JsonRPCProxy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
