@@ -1256,6 +1256,7 @@ class HTTPClient:
     def fetch(self) -> defer.Deferred[HTTPResponse]:
         return fetch(self.url, **self.kwargs)
 
+
 def __getattr__(name: str) -> Any:
     # JsonRPC (the original cyclone's name) is cyclone.jsonrpc's client; it is
     # imported on first use, so that importing this module never loads the

@@ -226,6 +226,9 @@ class _DeadlineSweeper:
 
     def watch(self, connection: "HTTPConnection", shortest_timeout: float | None) -> None:
         self.connections.add(connection)
+        if self._call is not None and not self._call.active():
+            # cancelled behind our back (trial's dirty-reactor cleanup does that)
+            self._call = None
         if shortest_timeout and shortest_timeout / 4 < self.tick:
             self.tick = max(shortest_timeout / 4, 0.001)
             if self._call is not None and self._call.getTime() > self.clock.seconds() + self.tick:
@@ -237,7 +240,8 @@ class _DeadlineSweeper:
         connections = self.connections
         connections.discard(connection)
         if not connections and self._call is not None:
-            self._call.cancel()
+            if self._call.active():
+                self._call.cancel()
             self._call = None
 
     def sweep(self) -> None:

@@ -1760,3 +1760,23 @@ def test_write_headers_refuses_a_content_length_that_is_not_ascii_digits(length)
     [(status, headers, body)] = parse_responses(data)
     assert (status, headers.get_all("Content-Length"), body) == (200, ["2"], b"ok")
     assert data.count(b"HTTP/1.1 ") == 1
+
+
+def test_deadline_sweeper_survives_its_timer_cancelled_behind_its_back():
+    # trial's dirty-reactor cleanup cancels every pending DelayedCall; a
+    # connection closed afterwards must not raise AlreadyCancelled in
+    # connectionLost, and the next connection must get a live timer again
+    from twisted.internet.task import Clock
+
+    from cyclone.httpserver import _DeadlineSweeper
+
+    clock = Clock()
+    sweeper = _DeadlineSweeper(clock)
+    first, second = object(), object()
+    sweeper.watch(first, 10.0)
+    clock.getDelayedCalls()[0].cancel()
+    sweeper.unwatch(first)
+    assert sweeper.connections == set()
+    sweeper.watch(second, 10.0)
+    calls = clock.getDelayedCalls()
+    assert len(calls) == 1 and calls[0].active()
