@@ -145,6 +145,10 @@ setup(
             # it launches the system's browser (Debian's chromium, .ci/run installs
             # it), so "playwright install" and its browser downloads are not needed
             "playwright>=1.40",
+            # tests/test_wsgi.py serves real WSGI applications from PyPI,
+            # run unchanged: a Flask app and a minimal Django project
+            "flask>=3.0",
+            "django>=4.2",
         ],
     },
     entry_points={
