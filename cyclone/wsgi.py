@@ -64,7 +64,7 @@ import cyclone
 from cyclone.log import access_log, app_log
 from cyclone.routing import Router
 
-__all__ = ["WSGIContainer", "WSGIResponseError", "ClientDisconnected", "FileWrapper"]
+__all__ = ["WSGIContainer", "WSGIResponseError", "ClientDisconnected", "FileWrapper", "split_path"]
 
 #: the default of ``max_threads``: how many requests run the app at once
 DEFAULT_MAX_THREADS = 10
@@ -399,11 +399,11 @@ class _Exchange:
     def _environ(self, wsgi_input: Any) -> dict[str, Any]:
         request = self.request
         full_path = urllib.parse.unquote_to_bytes(request.path)
-        script_name, path_info = _split_path(full_path, self.path_args, self.path_kwargs)
+        script_name, path_info = split_path(full_path, self.path_args, self.path_kwargs)
         environ = {
             "REQUEST_METHOD": request.method,
-            "SCRIPT_NAME": script_name,
-            "PATH_INFO": path_info,
+            "SCRIPT_NAME": script_name.decode("latin-1"),
+            "PATH_INFO": path_info.decode("latin-1"),
             "QUERY_STRING": request.query,
             "SERVER_PROTOCOL": request.version,
             "SERVER_SOFTWARE": _SERVER_SOFTWARE,
@@ -720,9 +720,13 @@ def _has_content_length(headers: list[tuple[str, str]]) -> bool:
     return False
 
 
-def _split_path(full_path: bytes, path_args: Any, path_kwargs: Any) -> tuple[str, str]:
-    """(SCRIPT_NAME, PATH_INFO) as Latin-1 strings: PATH_INFO is the route's
-    group named ``path_info`` or its last group; SCRIPT_NAME what precedes it."""
+def split_path(full_path: bytes, path_args: Any, path_kwargs: Any) -> tuple[bytes, bytes]:
+    """(SCRIPT_NAME, PATH_INFO) of a percent-decoded path: PATH_INFO is the
+    route's group named ``path_info``, else its last group; SCRIPT_NAME what
+    precedes it. No group: all of it is PATH_INFO; a group that did not take
+    part (``/app(/.*)?`` for ``/app``): all of it is SCRIPT_NAME. A group
+    that does not end the path counts as none. Groups may be bytes or
+    Latin-1 strings."""
     if path_kwargs and "path_info" in path_kwargs:
         tail = path_kwargs["path_info"]
     elif path_args:
@@ -730,18 +734,18 @@ def _split_path(full_path: bytes, path_args: Any, path_kwargs: Any) -> tuple[str
     elif path_kwargs:
         tail = list(path_kwargs.values())[-1]
     else:
-        return "", full_path.decode("latin-1")
-    if tail is None:  # an optional group that did not take part: all is SCRIPT_NAME
+        return b"", full_path
+    if tail is None:
         tail = b""
     elif isinstance(tail, str):
         tail = tail.encode("latin-1")
-    if not full_path.endswith(tail):  # the group is not at the path's end
-        return "", full_path.decode("latin-1")
+    if not full_path.endswith(tail):
+        return b"", full_path
     script = full_path[: len(full_path) - len(tail)]
     if script.endswith(b"/") and not tail.startswith(b"/"):
         # r"/app/(.*)": the slash belongs to PATH_INFO (SCRIPT_NAME never ends in one)
         script, tail = script[:-1], b"/" + tail
-    return script.decode("latin-1"), tail.decode("latin-1")
+    return script, tail
 
 
 def _name_of(app: Any) -> str:
