@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import io
 import logging
+import queue
 import re
 import sys
 import threading
@@ -227,9 +228,9 @@ class WSGIContainer(Router):
 
     ``threadpool`` runs the app: a ``twisted.python.threadpool.ThreadPool``
     (e.g. ``reactor.getThreadPool()``, which its owner starts and stops) or
-    a ``concurrent.futures`` executor; None makes the container's own
-    Twisted pool of ``max_threads`` threads (default 10), started with the
-    first request and stopped when the reactor stops.
+    a ``concurrent.futures`` executor; None gives the container its own
+    threads, up to ``max_threads`` (default 10), started as requests come
+    and stopped when the reactor stops.
     ``write_buffer_size`` (256 KiB) is how much of the response may wait to
     be sent before the app's thread waits; ``input_buffer_size`` (256 KiB)
     how much of a streamed request body may wait to be read by the app
@@ -294,17 +295,14 @@ class WSGIContainer(Router):
     def _make_submit(self) -> Callable[[Callable[[], None]], Any]:
         pool = self._threadpool
         if pool is None:
-            from twisted.python.threadpool import ThreadPool
-
-            pool = self._threadpool = ThreadPool(0, self.max_threads, name="cyclone.wsgi")
-            pool.start()
+            pool = self._threadpool = _WorkerPool(self.max_threads)
         # before the reactor's own pool stops ("during"): threads waiting on
         # a client are let go first, or stopping would wait for them forever
         self._shutdown_trigger = self.reactor.addSystemEventTrigger("before", "shutdown", self._stop)
         call_in_thread = getattr(pool, "callInThread", None)
         if call_in_thread is not None:
             return call_in_thread
-        return pool.submit  # a concurrent.futures executor
+        return pool.submit  # a concurrent.futures executor, or ours
 
     def _stop(self) -> None:
         self._stopping = True
@@ -313,7 +311,61 @@ class WSGIContainer(Router):
         if self._own_pool and self._threadpool is not None:
             pool, self._threadpool = self._threadpool, None
             self._submit = None
-            pool.stop()
+            pool.shutdown()
+
+
+class _WorkerPool:
+    """The container's own threads: up to ``max_threads``, started as
+    calls come and none is idle, fed from one queue. (Leaner per call than
+    Twisted's ``ThreadPool``; daemon threads, so an app stuck forever does
+    not keep the process alive.)"""
+
+    def __init__(self, max_threads: int) -> None:
+        self.max_threads = max_threads
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def submit(self, function: Callable[[], None]) -> None:
+        if self._stopped:
+            raise RuntimeError("the pool is shut down")
+        self._queue.put(function)
+        if self._idle.acquire(blocking=False):
+            return  # a thread is waiting for it
+        with self._lock:
+            if len(self._threads) < self.max_threads:
+                thread = threading.Thread(
+                    target=self._work, name=f"cyclone.wsgi-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+
+    def _work(self) -> None:
+        get = self._queue.get
+        idle = self._idle
+        while True:
+            function = get()
+            if function is None:
+                return
+            try:
+                function()
+            except BaseException:  # noqa: B036 - _run logs the app's errors; keep the thread
+                app_log.error("Uncaught exception in a cyclone.wsgi thread", exc_info=True)
+            idle.release()
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Let the threads finish their calls and end (waiting ``timeout``
+        seconds in all for them)."""
+        self._stopped = True
+        with self._lock:
+            threads = list(self._threads)
+        for _ in threads:
+            self._queue.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class _Exchange:
@@ -334,6 +386,8 @@ class _Exchange:
         self.closed = False  # the client will take nothing more
         self.unsent = 0  # bytes handed to the reactor, not yet taken by the transport
         self._resume_scheduled = False
+        self._operations: list[tuple] = []
+        self._operations_scheduled = False
         # reactor side
         self._input_waiter: defer.Deferred | None = None
         self._done = False  # the response is finished or abandoned
@@ -439,16 +493,21 @@ class _Exchange:
 
     def _server_name_and_port(self) -> tuple[str, str]:
         request = self.request
-        default_port = "443" if request.protocol == "https" else "80"
-        try:
-            local = self.connection.transport.getHost()
-            port = str(local.port)
-            address = local.host
-        except AttributeError:  # a UNIX socket
-            port, address = default_port, "localhost"
+        connection = self.connection
+        local = getattr(connection, "_wsgi_local_address", None)
+        if local is None:
+            try:
+                address = connection.transport.getHost()
+                local = (address.host, str(address.port))
+            except AttributeError:  # a UNIX socket
+                local = ("localhost", "443" if request.protocol == "https" else "80")
+            try:
+                connection._wsgi_local_address = local  # the same for every request of the connection
+            except AttributeError:
+                pass
         if request.headers.get("Host"):
-            return request.host_name, port
-        return address, port
+            return request.host_name, local[1]
+        return local
 
     # -- the app's thread ---------------------------------------------------------------
 
@@ -474,7 +533,7 @@ class _Exchange:
                     close()
                 except Exception as exc:
                     self._app_failed(exc, where="close() of the iterable")
-            self.container.reactor.callFromThread(self.container._active.discard, self)
+            self._post(("done",))
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
@@ -541,7 +600,7 @@ class _Exchange:
             self._head_sent = True
             head = self._status, self._headers
             self._sent_status = self._status[0]
-        self.container.reactor.callFromThread(self._write_on_reactor, head, data)
+        self._post(("data", head, data))
         return True
 
     def _end(self) -> None:
@@ -557,7 +616,7 @@ class _Exchange:
                 headers = headers + [("Content-Length", "0")]
             head = (code, reason), headers
             self._sent_status = code
-        self.container.reactor.callFromThread(self._finish_on_reactor, head)
+        self._post(("end", head))
 
     def _respond_whole(self, chunks: list) -> None:
         """A list of bytes: the head, body and end in one call to the reactor."""
@@ -572,7 +631,7 @@ class _Exchange:
         if code not in _NO_BODY_STATUSES and code >= 200 and not _has_content_length(headers):
             headers = headers + [("Content-Length", str(len(body)))]
         self._sent_status = code
-        self.container.reactor.callFromThread(self._respond_on_reactor, code, reason, headers, body)
+        self._post(("whole", code, reason, headers, body))
 
     def _app_failed(self, exc: BaseException, where: str = "") -> None:
         request = self.request
@@ -583,9 +642,69 @@ class _Exchange:
         )
         head_sent = self._head_sent
         self._head_sent = True
-        self.container.reactor.callFromThread(self._fail_on_reactor, head_sent)
+        self._post(("fail", head_sent))
+
+    def _post(self, operation: tuple) -> None:
+        """Queue ``operation`` for the reactor. One ``callFromThread`` serves
+        every operation queued before the reactor gets to them: a response
+        made of a head, a piece and its end usually costs one wake-up."""
+        with self.lock:
+            self._operations.append(operation)
+            if self._operations_scheduled:
+                return
+            self._operations_scheduled = True
+        self.container.reactor.callFromThread(self._run_operations)
 
     # -- reactor side of the response ------------------------------------------------
+
+    def _run_operations(self) -> None:
+        with self.lock:
+            operations = self._operations
+            self._operations = []
+            self._operations_scheduled = False
+        if (
+            len(operations) >= 2
+            and operations[0][0] == "data"
+            and operations[0][1] is not None
+            and all(op[0] == "data" for op in operations[1:-1])
+            and (operations[-1][0] == "end" or (operations[-1][0] == "done" and len(operations) >= 3
+                                                 and operations[-2][0] == "end"))
+        ):
+            # the whole response is here: one write, with a Content-Length
+            end = next(i for i, op in enumerate(operations) if op[0] == "end")
+            pieces = [op[2] for op in operations[:end]]
+            body = b"".join(pieces)
+            self._drained(None, len(body))
+            (code, reason), headers = operations[0][1]
+            if code not in _NO_BODY_STATUSES and code >= 200 and not _has_content_length(headers):
+                headers = headers + [("Content-Length", str(len(body)))]
+            self._respond_on_reactor(code, reason, headers, body)
+            operations = operations[end + 1 :]
+        index = 0
+        count = len(operations)
+        while index < count:
+            operation = operations[index]
+            kind = operation[0]
+            if kind == "data":
+                head, data = operation[1], operation[2]
+                # consecutive pieces go out in one write
+                following = index + 1
+                while following < count and operations[following][0] == "data":
+                    following += 1
+                if following > index + 1:
+                    data = b"".join(op[2] for op in operations[index:following])
+                self._write_on_reactor(head, data)
+                index = following
+                continue
+            if kind == "end":
+                self._finish_on_reactor(operation[1])
+            elif kind == "whole":
+                self._respond_on_reactor(*operation[1:])
+            elif kind == "fail":
+                self._fail_on_reactor(operation[1])
+            else:  # "done": the app's call is over
+                self.container._active.discard(self)
+            index += 1
 
     def _respond_on_reactor(self, code: int, reason: str, headers: list, body: bytes) -> None:
         if self._done:
@@ -709,6 +828,8 @@ class _Exchange:
         with self.lock:
             d, self._input_waiter = self._input_waiter, None
             self._resume_scheduled = False
+        self._operations: list[tuple] = []
+        self._operations_scheduled = False
         if d is not None:
             d.callback(None)
 
