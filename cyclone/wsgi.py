@@ -52,7 +52,6 @@ import io
 import logging
 import queue
 import re
-import sys
 import threading
 import time
 import urllib.parse
@@ -160,46 +159,51 @@ class _StreamedInput:
 
     def read(self, size: int | None = -1) -> bytes:
         exchange = self._exchange
+        wanted = None if size is None or size < 0 else size
+        pieces = []
         with exchange.lock:
             buffer = exchange.input
-            if size is None or size < 0:
-                while not exchange.input_eof:
-                    exchange.wait_for_input()
-                data = bytes(buffer)
-                buffer.clear()
-            else:
-                while len(buffer) < size and not exchange.input_eof:
-                    exchange.wait_for_input()
-                data = bytes(buffer[:size])
-                del buffer[:size]
-            exchange.input_taken()
-            return data
+            while True:
+                # take what is here before waiting: the client is let go on
+                # sending only once the buffer has room
+                if wanted is None:
+                    piece = bytes(buffer)
+                    buffer.clear()
+                else:
+                    piece = bytes(buffer[:wanted])
+                    del buffer[:wanted]
+                    wanted -= len(piece)
+                if piece:
+                    pieces.append(piece)
+                    exchange.input_taken()
+                if wanted == 0 or (exchange.input_eof and not buffer):
+                    break
+                exchange.wait_for_input()
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def readline(self, size: int | None = -1) -> bytes:
         exchange = self._exchange
+        wanted = None if size is None or size < 0 else size
+        pieces = []
         with exchange.lock:
             buffer = exchange.input
-            limit = size if size is not None and size >= 0 else None
-            start = 0
             while True:
-                end = buffer.find(b"\n", start)
-                if end >= 0:
-                    end += 1
+                end = buffer.find(b"\n")
+                found = end >= 0
+                end = end + 1 if found else len(buffer)
+                if wanted is not None and end > wanted:
+                    end, found = wanted, True
+                piece = bytes(buffer[:end])
+                del buffer[:end]
+                if piece:
+                    pieces.append(piece)
+                    exchange.input_taken()
+                    if wanted is not None:
+                        wanted -= len(piece)
+                if found or wanted == 0 or (exchange.input_eof and not buffer):
                     break
-                if limit is not None and len(buffer) >= limit:
-                    end = limit
-                    break
-                if exchange.input_eof:
-                    end = len(buffer)
-                    break
-                start = len(buffer)
                 exchange.wait_for_input()
-            if limit is not None and end > limit:
-                end = limit
-            data = bytes(buffer[:end])
-            del buffer[:end]
-            exchange.input_taken()
-            return data
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def readlines(self, hint: int = -1) -> list[bytes]:
         lines = []

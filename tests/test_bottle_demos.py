@@ -54,7 +54,7 @@ def demo(tmp_path_factory):
 
 def test_notes_need_sign_in_and_an_xsrf_token(demo):
     base, _, _ = demo
-    opener, jar = browser()
+    opener, _ = browser()
     status, headers, page = call(opener, base + "/")
     assert status == 200 and b"sign in as guest" in page
     token = re.search(rb'name="_xsrf" value="([^"]+)"', page).group(1).decode()
@@ -84,7 +84,7 @@ def test_notes_need_sign_in_and_an_xsrf_token(demo):
 
 
 def test_typed_parameters_and_streams(demo):
-    base, port, _ = demo
+    base, _, _ = demo
     opener, _ = browser()
     assert call(opener, base + "/notes/99999")[0] == 404  # an int, but no such note
     assert call(opener, base + "/notes/abc")[0] == 404  # not an int

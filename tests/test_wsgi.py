@@ -23,7 +23,7 @@ import wsgiref.validate
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor, threads
+from twisted.internet import threads
 from twisted.python.threadpool import ThreadPool
 
 from cyclone import web, websocket
@@ -552,7 +552,7 @@ def test_flask_app_runs_unchanged(flask_port, caplog):
     status, _, body = yield get(flask_port, "/flask/upload", method="POST",
                                 body=iter([b"x" * 100_000, b"y" * 50_000]), encode_chunked=True)
     assert (status, json.loads(body)) == (200, {"total": 150_000})
-    status, headers, body = yield get(flask_port, "/flask/stream")
+    status, _, body = yield get(flask_port, "/flask/stream")
     # (chunked, or one write with a Content-Length if all of it was ready at once)
     assert (status, body) == (200, b"".join(b"line %d\n" % i for i in range(5)))
     caplog.set_level(logging.ERROR)
@@ -689,3 +689,58 @@ def test_100_mb_response_to_a_slow_reader_keeps_server_memory_flat(tmp_path):
         peak = rss_kib(pid, "VmHWM")  # the most the server ever held
         # buffering what the client has not taken would hold most of the 100 MB
     assert peak - baseline < 24 * 1024, (baseline, peak)
+
+
+# -- a fast client and an app that reads slowly: the client waits -------------------------------
+
+
+@inline
+def test_a_client_sending_faster_than_the_app_reads_is_made_to_wait(listen):
+    gate = threading.Event()
+
+    def slow_reader(environ, start_response):
+        stream = environ["wsgi.input"]
+        first = stream.read(1)
+        assert gate.wait(30), "the test never opened the gate"
+        total = len(first) + len(stream.read())
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"%d" % total]
+
+    port = listen(web.Application([(r"/slow", WSGIContainer(slow_reader))]))
+    size = 64 * 1024 * 1024
+
+    def client():
+        import select
+
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+            sock.sendall(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+            piece = b"u" * 65536
+            sent = 0
+            sock.setblocking(False)
+            # send until the socket stays full: the server stopped reading
+            while sent < size:
+                _, writable, _ = select.select([], [sock], [], 2.0)
+                if not writable:
+                    break
+                try:
+                    sent += sock.send(piece[: size - sent])
+                except BlockingIOError:
+                    continue
+            accepted = sent
+            gate.set()
+            sock.setblocking(True)
+            while sent < size:  # read(), which wants it all, lets the client go on
+                sent += sock.send(piece[: size - sent])
+            answer = b""
+            while not answer.endswith(b"%d" % size):
+                chunk = sock.recv(65536)
+                assert chunk, answer
+                answer += chunk
+            return accepted, answer
+
+    accepted, answer = yield threads.deferToThread(client)
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    # the kernel's buffers and input_buffer_size (256 KiB) hold what was
+    # accepted (about 1 MiB): far from the 64 MiB a server that kept reading takes
+    assert accepted < 16 * 1024 * 1024, accepted
