@@ -641,8 +641,12 @@ def big(environ, start_response):
     count = int(environ["QUERY_STRING"] or "1600")
     start_response("200 OK", [("Content-Type", "application/octet-stream"),
                               ("Content-Length", str(count * len(PIECE)))])
-    for _ in range(count):
-        yield PIECE
+    try:
+        for _ in range(count):
+            yield PIECE
+    finally:
+        if len(sys.argv) > 2:  # tells the test that close() ran
+            open(sys.argv[2], "w").write("closed")
 
 app = cyclone.web.Application([(r"/big", WSGIContainer(big))])
 reactor.listenTCP(int(sys.argv[1]), app, interface="127.0.0.1")
@@ -744,3 +748,58 @@ def test_a_client_sending_faster_than_the_app_reads_is_made_to_wait(listen):
     # the kernel's buffers and input_buffer_size (256 KiB) hold what was
     # accepted (about 1 MiB): far from the 64 MiB a server that kept reading takes
     assert accepted < 16 * 1024 * 1024, accepted
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="runs the server of the 100 MB test")
+def test_the_server_stops_while_a_slow_client_holds_an_app_thread(tmp_path):
+    import subprocess
+
+    script = tmp_path / "big_server.py"
+    script.write_text(BIG_SERVER)
+    port = free_port()
+    closed = tmp_path / "closed"
+    with Server([sys.executable, str(script), str(port), str(closed)], tmp_path, tmp_path / "out.log") as server:
+        server.wait_tcp(port)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 200 ")  # then reads no more
+            server.proc.terminate()  # SIGTERM: twistd's way to stop
+            try:
+                code = server.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                raise AssertionError("the server did not stop: " + server.output()) from None
+        assert code == 0, server.output()
+        # the thread waiting on the client was let go: the app's close() ran
+        assert closed.read_text() == "closed"
+
+
+def lines_app(environ, start_response):
+    stream = environ["wsgi.input"]
+    head = stream.readline(3)
+    rest_of_first = stream.readline()
+    others = [line for line in stream]
+    data = json.dumps([head.decode(), rest_of_first.decode(), [x.decode() for x in others]]).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [data]
+
+
+@inline
+def test_readline_with_a_size_and_iteration_over_a_chunked_body(listen):
+    port = listen(web.Application([(r"/lines", WSGIContainer(lines_app))]))
+    status, _, body = yield get(port, "/lines", method="POST", body=iter([b"abcdef\ng", b"h\n", b"", b"ij"]),
+                                encode_chunked=True)
+    assert (status, json.loads(body)) == (200, ["abc", "def\n", ["gh\n", "ij"]])
+
+
+@inline
+def test_an_http_10_client_gets_a_close_delimited_stream(listen):
+    def streamed(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"one "
+        yield b"two"
+
+    port = listen(web.Application([(r"/s", WSGIContainer(streamed))]))
+    raw = yield threads.deferToThread(raw_exchange, port, b"GET /s HTTP/1.0\r\n\r\n")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"chunked" not in head.lower()
+    assert body == b"one two"
