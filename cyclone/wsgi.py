@@ -61,7 +61,7 @@ from twisted.internet import defer
 from twisted.python import failure
 
 import cyclone
-from cyclone.log import access_log, app_log
+from cyclone.log import access_log, app_log, gen_log
 from cyclone.routing import Router
 
 __all__ = ["WSGIContainer", "WSGIResponseError", "ClientDisconnected", "FileWrapper", "split_path"]
@@ -639,11 +639,19 @@ class _Exchange:
 
     def _app_failed(self, exc: BaseException, where: str = "") -> None:
         request = self.request
-        app_log.error(
-            "WSGI application %s raised %s serving %s %s (%s)",
-            _name_of(self.container.app), where or "", request.method, request.uri, request.remote_ip,
-            exc_info=(type(exc), exc, exc.__traceback__),
-        )
+        with self.lock:
+            client_gone = self.closed
+        if client_gone and isinstance(exc, OSError):
+            # ClientDisconnected from write() or wsgi.input, or the app's own
+            # error about it: the client's doing, not a bug to trace
+            gen_log.info("Client went away during %s %s (%s): %s", request.method, request.uri,
+                         request.remote_ip, exc)
+        else:
+            app_log.error(
+                "WSGI application %s raised %s serving %s %s (%s)",
+                _name_of(self.container.app), where or "", request.method, request.uri, request.remote_ip,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
         head_sent = self._head_sent
         self._head_sent = True
         self._post(("fail", head_sent))
