@@ -26,7 +26,8 @@ Each function receives the ``RequestHandler`` serving the request first
 then the URL's parameters. What it returns is sent: ``str`` or ``bytes`` as
 they are, a ``dict`` as JSON, an iterable (a list, a generator, an async
 generator) piece by piece, each piece flushed before the next is asked for
-(so a slow client slows the generator). ``None`` sends what the function
+(so a slow client slows the generator; it runs on the reactor thread, so it
+must not block: use an async generator to wait). ``None`` sends what the function
 wrote itself. A function may be ``async def``, return a Deferred, or be
 ``@defer.inlineCallbacks``; decorators for handler methods
 (``@cyclone.web.authenticated``) work on it.
@@ -46,7 +47,8 @@ type                 matches                          gives
 a regular expression what it matches (no groups)      ``str``
 ===================  ===============================  ===========
 
-and they are passed by name. A path without ``{...}`` is a Tornado regular
+and they are passed by name (percent-decoded: a ``rest`` value may hold
+``..``, so check one before using it as a file path). A path without ``{...}`` is a Tornado regular
 expression, whose groups are passed by position (the original's routes).
 ``method`` is one method, a list of them, or ``"any"`` (every method);
 routes on one path with different methods share it.
@@ -276,6 +278,7 @@ class App:
 
         ``@app.route`` without a path routes ``/<function name>``;
         ``app.route(path, method, callback)`` routes without decorating.
+        Other keyword arguments are accepted and ignored, as the original did.
         """
         if callable(path):
             path, callback = None, path

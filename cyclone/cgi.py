@@ -38,6 +38,11 @@ after ``timeout`` seconds is killed, and gets 504 Gateway Timeout; if the
 body has started, the connection is closed instead. A script that cannot
 be started is 502 too. The client going away kills the script. What the
 script writes to its standard error is logged (``cyclone.application``).
+
+The request body is read before the script starts (``max_body_size``
+applies). The application's checks apply as to any handler: with
+``xsrf_cookies`` on, a POST needs the XSRF token unless a subclass sets
+``no_xsrf = True``.
 """
 
 from __future__ import annotations
@@ -345,6 +350,7 @@ class CGIHandler(RequestHandler):
             b"PATH_INFO": path_info,
             b"QUERY_STRING": request.query.encode("latin-1"),
             b"REMOTE_ADDR": (request.remote_ip or "").encode(),
+            b"REMOTE_HOST": (request.remote_ip or "").encode(),  # no DNS lookup (§4.1.9 allows the address)
             b"SERVER_NAME": (request.host_name if request.headers.get("Host") else server_address).encode("latin-1"),
             b"SERVER_PORT": server_port.encode(),
             b"SERVER_PROTOCOL": request.version.encode(),

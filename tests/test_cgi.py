@@ -52,7 +52,7 @@ echo "Content-Type: text/plain"
 echo "X-Script: shell"
 echo
 for name in GATEWAY_INTERFACE REQUEST_METHOD SCRIPT_NAME PATH_INFO QUERY_STRING CONTENT_LENGTH \\
-    CONTENT_TYPE REMOTE_ADDR SERVER_NAME SERVER_PORT SERVER_PROTOCOL SERVER_SOFTWARE HTTP_X_CUSTOM \\
+    CONTENT_TYPE REMOTE_ADDR REMOTE_HOST SERVER_NAME SERVER_PORT SERVER_PROTOCOL SERVER_SOFTWARE HTTP_X_CUSTOM \\
     HTTP_PROXY HTTP_AUTHORIZATION CYCLONE_TEST_SECRET EXTRA; do
     eval "value=\\${$name-unset}"
     echo "$name=$value"
@@ -128,6 +128,7 @@ def test_shell_script_gets_the_meta_variables_and_the_body(cgi_app, tmp_path):
         "CONTENT_LENGTH": "8",
         "CONTENT_TYPE": "text/plain",
         "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_HOST": "127.0.0.1",
         "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": str(cgi_app),
         "SERVER_PROTOCOL": "HTTP/1.1",
