@@ -79,7 +79,9 @@ def serve(name: str, port: int) -> None:
         from cyclone.httpserver import HTTPServer
         from cyclone.wsgi import WSGIContainer
 
-        reactor.listenTCP(port, HTTPServer(WSGIContainer(flask_app)), interface="127.0.0.1", backlog=1024)
+        threads = int(os.environ.get("BENCH_WSGI_THREADS") or 10)
+        container = WSGIContainer(flask_app, max_threads=threads)
+        reactor.listenTCP(port, HTTPServer(container), interface="127.0.0.1", backlog=1024)
         reactor.run()
     elif name == "twisted":
         from twisted.internet import reactor
@@ -200,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk before measuring (2)")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--raw", action="store_true", help="a bare WSGI function instead of Flask")
+    parser.add_argument("--threads", type=int, default=10, help="cyclone's max_threads (10)")
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
     args = parser.parse_args(argv)
@@ -208,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.raw:
         os.environ["BENCH_WSGI_RAW"] = "1"  # inherited by the servers
+    os.environ["BENCH_WSGI_THREADS"] = str(args.threads)
+    ABOUT["cyclone"] = f"cyclone.wsgi.WSGIContainer, {args.threads} threads"
     logs = BENCH / ".work" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     results = {}
