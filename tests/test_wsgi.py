@@ -832,3 +832,16 @@ def test_write_to_a_client_that_left_raises_client_disconnected(listen, caplog):
     yield poll_until(lambda: raised, timeout=10)
     yield poll_until(lambda: "Client went away during GET /w" in caplog.text, timeout=10)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.name == "cyclone.application"]
+
+
+@inline
+def test_fallback_handler_calls_a_plain_callable_with_the_request_only(listen):
+    seen = []
+
+    def plain(request):  # takes no path_args: called as before, groups or not
+        seen.append(request.path)
+        request.connection.write_head(200, [("Content-Length", "5")], body=b"plain", finish=True)
+
+    port = listen(web.Application([(r"/p/(\w+)", web.FallbackHandler, {"fallback": plain})]))
+    status, _, body = yield get(port, "/p/abc")
+    assert (status, body, seen) == (200, b"plain", ["/p/abc"])
