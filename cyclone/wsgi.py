@@ -37,6 +37,11 @@ underscore is not passed: ``X_User`` would become the same
 ``HTTP_X_USER`` as ``X-User`` (a proxy that checks one can be bypassed with
 the other; nginx and gunicorn drop them too).
 
+The app's response goes to the connection as the app made it: the
+``Application``'s output transforms (``compress_response``) do not apply;
+wrap the app in a WSGI middleware for that. One access-log line per request
+goes to ``cyclone.access``.
+
 Errors: an exception from the app before anything is sent is a 500 with a
 log line (``cyclone.application``); after the head was sent the connection
 is closed, so the client sees a cut response. The iterable's ``close()`` is
