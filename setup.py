@@ -156,6 +156,10 @@ setup(
             # a JSON-RPC client we did not write (it builds and parses the
             # messages), for tests/test_jsonrpc.py
             "jsonrpcclient>=4.0",
+            # tests/test_wsgi.py serves real WSGI applications from PyPI,
+            # run unchanged: a Flask app and a minimal Django project
+            "flask>=3.0",
+            "django>=4.2",
         ],
     },
     entry_points={

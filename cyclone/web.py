@@ -1988,17 +1988,39 @@ class RedirectHandler(RequestHandler):
 
 class FallbackHandler(RequestHandler):
     """Hands the request to ``fallback(request)``, a callable that answers
-    through ``request.connection`` (e.g. a WSGI container)."""
+    through ``request.connection`` (e.g. a ``cyclone.wsgi.WSGIContainer``).
 
-    def initialize(self, fallback: Callable[[HTTPRequest], Any]) -> None:
+    When the route has groups and the fallback takes them, it is called as a
+    routed callable is: ``fallback(request, path_args=[...],
+    path_kwargs={...})``, the groups undecoded (Latin-1 strings of the
+    percent-decoded bytes): a WSGI container makes the last one ``PATH_INFO``.
+    """
+
+    def initialize(self, fallback: Callable[..., Any]) -> None:
         self.fallback = fallback
+
+    def decode_argument(self, value: bytes | str, name: str | None = None) -> str:
+        # the fallback decodes the path itself (WSGI: Latin-1 "native strings")
+        return value.decode("latin-1") if isinstance(value, bytes) else value
 
     def prepare(self) -> Any:
         self._finished = True
-        result = self.fallback(self.request)
+        fallback = self.fallback
+        if (self.path_args or self.path_kwargs) and _takes_path_arguments(fallback):
+            result = fallback(self.request, path_args=self.path_args, path_kwargs=self.path_kwargs)
+        else:
+            result = fallback(self.request)
         if result is not None:
             return ensure_deferred(result)
         return None
+
+
+def _takes_path_arguments(function: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+    return "path_args" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 # ----------------------------------------------------------------------------
