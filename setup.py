@@ -126,7 +126,7 @@ setup(
     install_requires=[
         "Twisted>=23.10",
         "zope.interface>=5.0",
-        "txredisapi>=1.4.10",
+        "txredisapi>=1.6.0",  # cyclone.redis: lazy pools that reconnect (ClientService), TLS creators
         "pyOpenSSL>=23.0",
         "service_identity>=21.1",
     ],
