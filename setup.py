@@ -131,6 +131,10 @@ setup(
         "service_identity>=21.1",
     ],
     extras_require={
+        # optional: txredisapi parses replies with hiredis's C reader when it is
+        # installed, which takes ~40% off the CPU of a Redis command
+        # (bench/RESULTS-redis.md); cyclone.redis works the same without it
+        "hiredis": ["hiredis>=2.0"],
         "test": [
             "pytest>=8.0",
             "pytest-twisted>=1.14",

@@ -95,6 +95,44 @@ _VALID_ID = re.compile(r"[A-Za-z0-9_-]{43}\Z")
 Stored = tuple[str, float]
 
 
+# Signed cookies already verified: (name, raw value) -> (session id, secret, when).
+# Checking the HMAC and parsing the value cost as much as a small request;
+# a repeat visitor's cookie is verified again after _VERIFIED_FOR seconds (so
+# its signature's age is still enforced, to within that), and a value enters
+# only once it has passed the check with that very secret object.
+_verified: dict[tuple[str, str], tuple[str, Any, float]] = {}
+_VERIFIED_MAX = 10_000
+_VERIFIED_FOR = 60.0
+
+
+def _raw_cookie(request: Any, name: str) -> str | None:
+    """The value of cookie ``name`` in the request's one ``Cookie`` header,
+    without parsing the others; None when absent or not plain (escapes,
+    repeated, several headers): then the full parser decides."""
+    try:
+        headers = request.headers.get_list("Cookie")
+    except AttributeError:
+        return None
+    if len(headers) != 1:
+        return None
+    header = headers[0]
+    prefix = name + "="
+    start = header.find(prefix)
+    if start < 0 or header.find(prefix, start + 1) >= 0:
+        return None
+    if start > 0 and header[start - 1] not in "; ":
+        return None  # the end of another cookie's name ("xsession_id=")
+    end = header.find(";", start)
+    value = header[start + len(prefix):end if end >= 0 else len(header)].strip()
+    if value[:1] == '"':
+        # a signed value is sent quoted (it holds "="); without a backslash
+        # there is no escape to undo
+        if len(value) < 2 or value[-1] != '"' or "\\" in value:
+            return None
+        value = value[1:-1]
+    return value or None
+
+
 class SessionNotLoaded(RuntimeError):
     """The session was used before its (asynchronous) store loaded it."""
 
@@ -398,11 +436,28 @@ class Session(MutableMapping):
 
     def _id_from_cookie(self) -> str | None:
         handler = self.handler
-        value = handler.get_signed_cookie(self.cookie_name, max_age_days=self.store.lifetime / 86400 + 1)
+        name = self.cookie_name
+        raw = _raw_cookie(handler.request, name)
+        if raw is None:
+            raw = handler.get_cookie(name)  # the full parser, for what the fast path leaves
+            if raw is None:
+                return None
+        secret = handler.application.settings["cookie_secret"]
+        key = (name, raw)
+        now = self.store.clock.seconds()
+        known = _verified.get(key)
+        if known is not None and known[1] is secret and now - known[2] < _VERIFIED_FOR:
+            return known[0]
+        value = handler.get_signed_cookie(name, raw, max_age_days=self.store.lifetime / 86400 + 1)
         if value is None:
             return None
         session_id = value.decode("ascii", "replace")
-        return session_id if _VALID_ID.match(session_id) else None
+        if not _VALID_ID.match(session_id):
+            return None
+        if len(_verified) >= _VERIFIED_MAX:
+            _verified.clear()
+        _verified[key] = (session_id, secret, now)
+        return session_id
 
     def load(self) -> defer.Deferred:
         """Load the session from its store (once): a Deferred of this session.
@@ -412,6 +467,9 @@ class Session(MutableMapping):
             return defer.succeed(self)
         if self._cookie_id is None:
             return defer.succeed(self._loaded(None))
+        if self.store.synchronous:
+            # no Deferred to wait for (a failure of the store raises here)
+            return defer.succeed(self._loaded(self.store.load(self._cookie_id)))
         d = defer.Deferred()
         self._waiters.append(d)
         if len(self._waiters) == 1:
@@ -538,7 +596,9 @@ class Session(MutableMapping):
             return defer.fail()
 
     def _commit(self) -> defer.Deferred | None:
-        """Start what the store must do; None when there is nothing."""
+        """Start what the store must do: a Deferred to wait for, or None when
+        it is done (a synchronous store) or there was nothing to do. A
+        synchronous store's exception is raised here."""
         data = self._data
         if data is None:
             return None  # never loaded: untouched
@@ -548,7 +608,7 @@ class Session(MutableMapping):
             self._expire = False
             for session_id in (self._id, self._old_id):
                 if session_id is not None:
-                    steps.append(defer.maybeDeferred(store.delete, session_id))
+                    steps.append(store.delete(session_id))
             self._id = self._old_id = None
             self._loaded_json = None
             self._pending_callbacks = []
@@ -572,13 +632,13 @@ class Session(MutableMapping):
                 old_id, self._old_id = self._old_id, None
                 store._moved(old_id, new_id)
                 # its callbacks moved to the new id: deleting it calls none
-                steps.append(defer.maybeDeferred(store.delete, old_id))
+                steps.append(store.delete(old_id))
             for callback in self._pending_callbacks:
                 store.notify_on_expire(new_id, callback)
             self._pending_callbacks = []
         elif data_json == self._loaded_json:
             return _all(steps)
-        steps.append(defer.maybeDeferred(store.save, self._id, data_json, self._created))
+        steps.append(store.save(self._id, data_json, self._created))
         self._loaded_json = data_json
         return _all(steps)
 
@@ -648,7 +708,9 @@ class Session(MutableMapping):
         handler._handle_request_exception(reason.value)
 
 
-def _all(steps: list[defer.Deferred]) -> defer.Deferred | None:
+def _all(results: list[Any]) -> defer.Deferred | None:
+    """What a store's methods returned: None when none is a Deferred."""
+    steps = [result for result in results if isinstance(result, defer.Deferred)]
     if not steps:
         return None
     if len(steps) == 1:

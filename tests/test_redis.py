@@ -440,3 +440,20 @@ def test_pubsub_refuses_an_empty_channel():
         hub.subscribe("")
     with pytest.raises(RuntimeError, match="no pool"):
         hub.publish("c", "m")
+
+
+@inline
+def test_commands_that_hold_their_connection_still_work(redis_server, apps):
+    app = apps(**settings_for(redis_server, redis_poolsize=2))
+    pool = app.redis
+    yield pool.set("n", 1)
+    transaction = yield pool.multi()
+    yield transaction.incr("n")
+    yield transaction.incr("n")
+    assert (yield transaction.commit()) == [2, 3]
+    waiting = pool.blpop(["queue"], timeout=5)  # holds one connection...
+    assert (yield pool.get("n")) == 3  # ...while the other serves
+    yield pool.rpush("queue", "item")
+    assert (yield waiting) == ["queue", "item"]
+    with pytest.raises(AttributeError):
+        pool.no_such_command

@@ -562,3 +562,43 @@ def test_a_custom_store_serves_sessions(serve):
     yield browser.get("/count")
     yield browser.get("/count")
     assert [json.loads(data) for data, _ in store.saved.values()] == [{"visits": 2}]
+
+
+class _Headers:
+    def __init__(self, values):
+        self.headers = self
+        self.values = values
+
+    def get_list(self, name):
+        assert name == "Cookie"
+        return self.values
+
+
+@pytest.mark.parametrize("headers, expected", [
+    (['a=1; session_id="2|x=y"; b=2'], "2|x=y"),  # signed values come quoted
+    (["session_id=plain"], "plain"),
+    (["a=1;session_id=v"], "v"),
+    # what the fast path leaves to the full parser
+    (["xsession_id=1"], None),
+    (['session_id="a\\"b"'], None),
+    (["a=1", "session_id=2"], None),
+    (["session_id=1; session_id=2"], None),
+    (["session_id="], None),
+    ([], None),
+])
+def test_the_cookie_fast_path(headers, expected):
+    from cyclone.session import _raw_cookie
+
+    assert _raw_cookie(_Headers(headers), "session_id") == expected
+
+
+@inline
+def test_a_cookie_verified_once_is_not_trusted_by_an_app_with_another_secret(serve):
+    _, port = serve()
+    status, cookies, _ = yield threads.deferToThread(raw_get, port, "/count")
+    value = cookies[0].split(";")[0].split("=", 1)[1]
+    status, _, body = yield threads.deferToThread(raw_get, port, "/count", value)
+    assert json.loads(body)["visits"] == 2  # verified, and now remembered
+    _, other_port = serve(cookie_secret="another secret altogether")
+    status, cookies, body = yield threads.deferToThread(raw_get, other_port, "/count", value)
+    assert json.loads(body) == {"visits": 1, "user": None, "new": True}
