@@ -291,8 +291,8 @@ class MemorySessionStore(SessionStore):
 class RedisSessionStore(SessionStore):
     """One Redis key per session (``session_store="redis"``), its TTL the idle
     timeout (capped by the lifetime) and restarted by each load (``GETEX``,
-    Redis 6.2+). ``redis`` is a txredisapi connection or pool, e.g.
-    ``application.redis``.
+    Redis 6.2+); its value ``<created>:<data as JSON>``. ``redis`` is a
+    txredisapi connection or pool, e.g. ``application.redis``.
 
     Expiry callbacks: Redis drops expired keys by itself, so the store checks
     the sessions that have callbacks every ``sweep_interval`` seconds (while
@@ -305,40 +305,42 @@ class RedisSessionStore(SessionStore):
         super().__init__(idle_timeout, lifetime, clock)
         self.redis = redis
         self.prefix = prefix
+        self._idle_ttl = max(1, math.ceil(self.idle_timeout))
         self.sweep_interval = float(sweep_interval)
         self._sweeper: task.LoopingCall | None = None
 
     def key(self, session_id: str) -> str:
         return self.prefix + session_id
 
-    @defer.inlineCallbacks
-    def load(self, session_id: str):
-        key = self.key(session_id)
-        raw = yield self.redis.execute_command("GETEX", key, "EX", max(1, math.ceil(self.idle_timeout)))
+    def load(self, session_id: str) -> defer.Deferred:
+        d = self.redis.execute_command("GETEX", self.key(session_id), "EX", self._idle_ttl)
+        return d.addCallback(self._loaded_record, session_id)
+
+    def _loaded_record(self, raw: Any, session_id: str) -> Any:
         if raw is None:
             if session_id in self._callbacks:
                 self._expired(session_id)
             return None
+        # the record is "<created>:<data as JSON>": the data is parsed once, by the session
+        created_text, _, data_json = str(raw).partition(":")
         try:
-            record = json.loads(raw)
-            created = float(record["c"])
-            data_json = json.dumps(record["d"], separators=(",", ":"))
-        except (TypeError, ValueError, KeyError) as exc:
-            app_log.warning("session %s…: unreadable record in Redis (%s): starting afresh", session_id[:6], exc)
+            created = float(created_text)
+        except ValueError:
+            app_log.warning("session %s…: unreadable record in Redis: starting afresh", session_id[:6])
             return None
         left = self.remaining(created)
         if left <= 0:
-            yield self.delete(session_id)
-            return None
+            return self.delete(session_id).addCallback(lambda _: None)
         if left < self.idle_timeout:
-            yield self.redis.execute_command("EXPIRE", key, max(1, math.ceil(left)))
+            d = self.redis.execute_command("EXPIRE", self.key(session_id), max(1, math.ceil(left)))
+            return d.addCallback(lambda _: (data_json, created))
         return data_json, created
 
     def save(self, session_id: str, data_json: str, created: float) -> defer.Deferred:
         left = self.remaining(created)
         if left <= 0:
             return self.delete(session_id)
-        record = '{"c":%s,"d":%s}' % (repr(float(created)), data_json)
+        record = f"{created!r}:{data_json}"
         return self.redis.execute_command("SET", self.key(session_id), record, "EX", max(1, math.ceil(left)))
 
     def delete(self, session_id: str) -> defer.Deferred:
@@ -497,9 +499,16 @@ class Session(MutableMapping):
             self._loaded_json = None
             self._created = self.store.clock.seconds()
         else:
+            data_json, created = stored
+            try:
+                data = json.loads(data_json)
+                if not isinstance(data, dict):
+                    raise ValueError("not an object")
+            except ValueError as exc:
+                app_log.warning("session %s…: unreadable data (%s): starting afresh", self._cookie_id[:6], exc)
+                return self._loaded(None)
             self._id = self._cookie_id
-            self._loaded_json, self._created = stored
-            self._data = json.loads(self._loaded_json)
+            self._loaded_json, self._created, self._data = data_json, created, data
             for callback in self._pending_callbacks:
                 self.store.notify_on_expire(self._id, callback)
             self._pending_callbacks = []

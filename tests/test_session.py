@@ -385,13 +385,13 @@ def test_redis_store_saves_before_the_response_goes_out(redis_server, serve):
     status, body = yield browser.post("/login", b"user=dora")
     key = "cyclone:session:" + session_id_of(browser.cookie())
     # no polling: the record is in Redis by the time the client has the answer
-    record = json.loads((yield redis_command(app, "GET", key)))
-    assert record["d"] == {"user": "dora"}
+    created, data = (yield redis_command(app, "GET", key)).split(":", 1)
+    assert float(created) > 1.7e9 and json.loads(data) == {"user": "dora"}
     ttl = yield redis_command(app, "TTL", key)
     assert 590 < ttl <= 600
     status, body = yield browser.get("/count")
     assert json.loads(body)["user"] == "dora"
-    assert json.loads((yield redis_command(app, "GET", key)))["d"] == {"user": "dora", "visits": 1}
+    assert json.loads((yield redis_command(app, "GET", key)).split(":", 1)[1]) == {"user": "dora", "visits": 1}
 
 
 def raw_redis_get(address: tuple[str, int], key: str) -> bytes | None:
@@ -420,7 +420,7 @@ def test_the_response_waits_until_redis_has_the_session(redis_server, serve):
 
     body, record = yield threads.deferToThread(count_then_read_redis)
     assert json.loads(body) == {"visits": 2}
-    assert json.loads(record)["d"] == {"visits": 2}
+    assert json.loads(record.split(b":", 1)[1]) == {"visits": 2}
 
 
 @inline
@@ -433,14 +433,12 @@ def test_redis_store_loading_restarts_the_ttl_and_the_lifetime_caps_it(redis_ser
     yield browser.get("/peek")  # read only: nothing saved, but the idle timeout starts again
     assert (yield redis_command(app, "TTL", key)) > 590
     # a session 3500 s old has 100 s of lifetime left: its TTL is capped to that
-    record = json.loads((yield redis_command(app, "GET", key)))
-    record["c"] -= 3500
-    yield redis_command(app, "SET", key, json.dumps(record))
+    created, data = (yield redis_command(app, "GET", key)).split(":", 1)
+    yield redis_command(app, "SET", key, f"{float(created) - 3500!r}:{data}")
     yield browser.get("/peek")
     assert 90 < (yield redis_command(app, "TTL", key)) <= 100
     # past its lifetime: gone, whatever Redis's TTL says
-    record["c"] -= 200
-    yield redis_command(app, "SET", key, json.dumps(record), "EX", 600)
+    yield redis_command(app, "SET", key, f"{float(created) - 3700!r}:{data}", "EX", 600)
     status, body = yield browser.get("/peek")
     assert json.loads(body) == {"visits": None, "id": None}
     assert (yield redis_command(app, "EXISTS", key)) == 0
@@ -459,6 +457,26 @@ def test_redis_ttl_expiry_ends_the_session_and_notifies(redis_server, serve):
     assert (yield redis_command(app, "EXISTS", key)) == 0
     status, body = yield browser.get("/count")
     assert json.loads(body) == {"visits": 1, "user": None, "new": True}
+
+
+@inline
+def test_an_unreadable_record_starts_a_new_session(redis_server, serve, caplog):
+    app, port = serve(**redis_settings(redis_server))
+    browser = Browser(port)
+    yield browser.get("/count")
+    key = "cyclone:session:" + session_id_of(browser.cookie())
+    for bad in ("garbage", "1.5e9:[1, 2]", "1.5e9:{not json"):
+        yield redis_command(app, "SET", key, bad.replace("1.5e9", repr(reactor_now())))
+        status, body = yield browser.get("/count")
+        assert (status, json.loads(body)["new"]) == (200, True)
+        key = "cyclone:session:" + session_id_of(browser.cookie())
+    assert "starting afresh" in caplog.text
+
+
+def reactor_now() -> float:
+    from twisted.internet import reactor
+
+    return reactor.seconds()
 
 
 @inline
