@@ -161,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
     parser.add_argument("--redis-cpu", type=int, default=1)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help="which, comma-separated (hello is always measured, first and last)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -195,7 +197,11 @@ def main(argv: list[str] | None = None) -> int:
                 check(port + app, path, cookies[app] if with_cookie else None)
 
         results: dict[str, dict] = {}
-        order = list(SCENARIOS) + ["hello"]  # hello again last: the drift of the run
+        chosen = [name for name in args.scenarios.split(",") if name and name != "hello"]
+        unknown = set(chosen) - set(SCENARIOS)
+        if unknown:
+            raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
+        order = ["hello", *chosen, "hello"]  # hello again last: the drift of the run
         for index, name in enumerate(order):
             app, path, with_cookie = SCENARIOS[name]
             cookie = cookies[app] if with_cookie else None
