@@ -63,6 +63,7 @@ import json
 import math
 import re
 import secrets
+import time
 from collections.abc import MutableMapping
 from typing import Any, Callable, Iterator
 
@@ -446,7 +447,7 @@ class Session(MutableMapping):
                 return None
         secret = handler.application.settings["cookie_secret"]
         key = (name, raw)
-        now = self.store.clock.seconds()
+        now = time.monotonic()
         known = _verified.get(key)
         if known is not None and known[1] is secret and now - known[2] < _VERIFIED_FOR:
             return known[0]

@@ -620,3 +620,48 @@ def test_a_cookie_verified_once_is_not_trusted_by_an_app_with_another_secret(ser
     _, other_port = serve(cookie_secret="another secret altogether")
     status, cookies, body = yield threads.deferToThread(raw_get, other_port, "/count", value)
     assert json.loads(body) == {"visits": 1, "user": None, "new": True}
+
+
+@inline
+def test_an_asynchronous_store_that_fails_to_save_answers_500(serve, caplog):
+    from twisted.internet import reactor
+
+    from cyclone.session import SessionStore
+
+    class FlakyStore(SessionStore):
+        """Answers a reactor turn later; refuses to save once told to."""
+
+        def __init__(self):
+            super().__init__(idle_timeout=60, lifetime=600)
+            self.saved = {}
+            self.broken = False
+
+        def later(self, value):
+            return task.deferLater(reactor, 0, lambda: value)
+
+        def load(self, session_id):
+            return self.later(self.saved.get(session_id))
+
+        def save(self, session_id, data_json, created):
+            if self.broken:
+                return task.deferLater(reactor, 0, lambda: 1 / 0)
+            self.saved[session_id] = (data_json, created)
+            return self.later(None)
+
+        def delete(self, session_id):
+            self.saved.pop(session_id, None)
+            return self.later(None)
+
+    store = FlakyStore()
+    app, port = serve(session_store=store)
+    browser = Browser(port)
+    for expected in (1, 2):
+        status, body = yield browser.get("/count")
+        assert (status, json.loads(body)["visits"]) == (200, expected)
+    store.broken = True
+    status, body = yield browser.get("/count")
+    assert status == 500 and "visits" not in body
+    assert "Could not save the session of GET /count" in caplog.text
+    store.broken = False
+    status, body = yield browser.get("/count")
+    assert json.loads(body)["visits"] == 3  # the failed request's change was not kept
