@@ -10,7 +10,8 @@ this script, with the checkout first on ``sys.path``), then loads each
 endpoint with wrk (``-t1 -c50``, keep-alive, as bench/run.py):
 
 ``hello``                ``GET /``: the baseline, measured first and last
-``redis``                ``GET /redis``: one Redis ``GET`` per request
+``redis``                ``GET /redis``: one Redis ``GET`` per request (``async def``)
+``redis-deferred``       the same GET, the handler returning the Deferred
 ``session-memory``       a session counter incremented per request, memory store
 ``session-memory-read``  the same session read, not changed (no save)
 ``session-redis``        the counter with the Redis store (``GETEX`` + ``SET``)
@@ -53,6 +54,7 @@ BAR = 0.5  # redis / hello
 SCENARIOS = {
     "hello": (0, "/", False),
     "redis": (0, "/redis", False),
+    "redis-deferred": (0, "/redis-deferred", False),
     "session-memory": (0, "/session", True),
     "session-memory-read": (0, "/session-read", True),
     "session-redis": (1, "/session", True),
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_port(port + 1, server, "the server")
         cookies = [session_cookie(port), session_cookie(port + 1)]
         for name, (app, path, with_cookie) in SCENARIOS.items():
-            if name.endswith("-read") or name in ("hello", "redis"):
+            if name.endswith("-read") or name.startswith(("hello", "redis")):
                 check(port + app, path, cookies[app] if with_cookie else None)
 
         results: dict[str, dict] = {}

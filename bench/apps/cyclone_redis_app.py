@@ -5,7 +5,9 @@ Two applications in one process (one session store each), on ``--port``
 (memory store) and ``--port + 1`` (Redis store); both serve every endpoint:
 
 ``GET /``              ``Hello, World!`` (the baseline)
-``GET /redis``         the value of one Redis key (``GET`` through ``self.redis``)
+``GET /redis``         the value of one Redis key (``GET`` through ``self.redis``),
+                       in an ``async def`` handler
+``GET /redis-deferred`` the same, the verb method returning txredisapi's Deferred
 ``GET /session``       increments a counter in the session: a load and a save
 ``GET /session-read``  reads the session: a load, no save
 """
@@ -37,6 +39,14 @@ class RedisHandler(cyclone.web.RequestHandler):
         self.write(value)
 
 
+class RedisDeferredHandler(cyclone.web.RequestHandler):
+    """The same GET, Twisted style: the verb method returns the Deferred."""
+
+    def get(self):
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        return self.redis.get(REDIS_KEY).addCallback(self.write)
+
+
 class SessionHandler(cyclone.web.RequestHandler):
     async def get(self):
         await self.session.load()
@@ -54,7 +64,7 @@ class SessionReadHandler(cyclone.web.RequestHandler):
 
 def make_app(store: str, redis_url: str) -> cyclone.web.Application:
     return cyclone.web.Application(
-        [(r"/", HelloHandler), (r"/redis", RedisHandler), (r"/session", SessionHandler),
+        [(r"/", HelloHandler), (r"/redis", RedisHandler), (r"/redis-deferred", RedisDeferredHandler), (r"/session", SessionHandler),
          (r"/session-read", SessionReadHandler)],
         cookie_secret="bench secret",
         session_store=store,
