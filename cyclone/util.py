@@ -18,6 +18,7 @@ __all__ = [
     "unicode_type",
     "basestring_type",
     "doctests",
+    "lazy_attribute",
 ]
 
 bytes_type = bytes
@@ -52,6 +53,37 @@ class ObjectDict(dict):
             del self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+
+class lazy_attribute:
+    """An attribute made on first use by ``function(instance)``, where
+    ``function`` is the dotted name of a function imported only then, and kept
+    on the instance: later reads cost a plain attribute lookup, and assigning
+    the attribute replaces it (a non-data descriptor).
+
+    ``RequestHandler.session`` and ``Application.redis`` are made this way, so
+    that a class carries a feature's attribute without importing the feature.
+    """
+
+    __slots__ = ("function", "name", "_made_by")
+
+    def __init__(self, function: str) -> None:
+        self.function = function
+        self.name = ""
+        self._made_by: Any = None  # the function, once imported
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        made_by = self._made_by
+        if made_by is None:
+            made_by = self._made_by = import_object(self.function)
+        value = made_by(instance)
+        instance.__dict__[self.name] = value
+        return value
 
 
 def import_object(name: str) -> Any:

@@ -78,7 +78,7 @@ from cyclone.signing import (  # the first four are re-exported names of tornado
     decode_signed_value as _decode_signed_value,
     get_signature_key_version,
 )
-from cyclone.util import ObjectDict
+from cyclone.util import ObjectDict, lazy_attribute
 
 __all__ = [
     "RequestHandler",
@@ -307,6 +307,13 @@ class RequestHandler:
     _stream_request_body = False
     _overrides: _Overrides | None = None  # each handler class gets its own on first use
     _new_cookies: dict[str, str] | None = None  # set_cookie(): name -> Set-Cookie value
+    # finish() hands over to it when set (cyclone.session: save the session, then finish)
+    _before_finish: Callable[[Any], bool] | None = None
+
+    #: this request's session (``cyclone.session``), made on first use
+    session = lazy_attribute("cyclone.session.session_of")
+    #: the application's Redis pool (``cyclone.redis``), made on first use
+    redis = lazy_attribute("cyclone.redis.handler_pool")
 
     def __init__(self, application: "Application", request: HTTPRequest, **kwargs: Any) -> None:
         cls = type(self)
@@ -737,6 +744,8 @@ class RequestHandler:
         """Finish the response, writing ``chunk`` first if given."""
         if self._finished:
             raise RuntimeError("finish() called twice")
+        if self._before_finish is not None and self._before_finish(chunk):
+            return  # finished later, by the hook
         if chunk is not None:
             self.write(chunk)
         request = self.request
@@ -2129,6 +2138,9 @@ class Application(ReversibleRouter, protocol.ServerFactory):
     """
 
     protocol = HTTPConnection
+    #: the shared Redis pool and pub/sub connection (``cyclone.redis``), made on first use
+    redis = lazy_attribute("cyclone.redis.shared_pool")
+    redis_pubsub = lazy_attribute("cyclone.redis.shared_pubsub")
 
     def __init__(
         self,

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import io
 import http.client
+import os
+import shutil
 import socket
+import subprocess
+import time
 
 import pytest
 import pytest_twisted
@@ -104,3 +108,106 @@ def self_signed(tmp_path):
     shutil.copyfile(cert, cert_path)
     shutil.copyfile(key, key_path)
     return str(cert_path), str(key_path)
+
+
+# -- a real redis-server ---------------------------------------------------------------------
+
+
+class RedisServer:
+    """Debian's ``redis-server`` on 127.0.0.1, no persistence, its files in a tmp dir.
+
+    ``address`` is ``(host, port)``; ``restart()`` stops it and starts it again
+    on the same port (its data is gone: nothing is saved), for tests of
+    reconnection; ``stop()`` leaves it down until ``start()``.
+    """
+
+    START_TIMEOUT = 10.0
+
+    def __init__(self, binary: str, directory) -> None:
+        self.binary = binary
+        self.directory = directory
+        self.host = "127.0.0.1"
+        with socket.socket() as sock:
+            sock.bind((self.host, 0))
+            self.port = sock.getsockname()[1]
+        self.proc = None
+        self.starts = 0
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    def start(self) -> None:
+        assert self.proc is None, "already running"
+        self.starts += 1
+        log = open(self.directory / f"redis-{self.starts}.log", "wb")
+        self.proc = subprocess.Popen(
+            [
+                self.binary, "--port", str(self.port), "--bind", self.host,
+                "--dir", str(self.directory), "--save", "", "--appendonly", "no",
+                "--daemonize", "no", "--protected-mode", "yes", "--databases", "16",
+            ],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + self.START_TIMEOUT
+        while True:  # ready when it answers PING
+            try:
+                with socket.create_connection(self.address, timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(64).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"redis-server did not start: {self.log()}")
+            time.sleep(0.02)  # pacing the readiness poll, bounded by the deadline
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in sorted(self.directory.glob("redis-*.log")))
+
+
+def redis_problem() -> str | None:
+    """Why a real Redis cannot be used here, or None."""
+    if shutil.which("redis-server") is None:
+        return "redis-server is not installed (Debian: apt-get install redis-server)"
+    return None
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory):
+    """A fresh ``RedisServer`` for the test (``.address`` is ``(host, port)``,
+    ``.url``, ``.restart()``). Skipped without ``redis-server``, except when
+    ``CI`` is set: there the test fails."""
+    problem = redis_problem()
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{problem}; CI is set, so the Redis tests must run")
+        pytest.skip(problem)
+    server = RedisServer(shutil.which("redis-server"), tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

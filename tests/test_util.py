@@ -136,3 +136,36 @@ def test_importing_util_changes_nothing_global():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+# -- lazy_attribute ----------------------------------------------------------------------------
+
+made: list = []
+
+
+def make_thing(instance):
+    made.append(instance)
+    return f"thing of {instance.name}"
+
+
+def test_lazy_attribute_is_made_once_per_instance_and_can_be_replaced():
+    from cyclone.util import lazy_attribute
+
+    class Owner:
+        thing = lazy_attribute("tests.test_util.make_thing")
+
+        def __init__(self, name):
+            self.name = name
+
+    made.clear()
+    a, b = Owner("a"), Owner("b")
+    assert isinstance(Owner.thing, lazy_attribute)
+    assert made == []
+    assert a.thing == "thing of a" and a.thing == "thing of a"
+    assert made == [a]
+    assert b.thing == "thing of b" and made == [a, b]
+    b.thing = "replaced"
+    assert b.thing == "replaced"
+    c = Owner("c")
+    c.thing = "set before use"
+    assert c.thing == "set before use" and made == [a, b]
