@@ -211,3 +211,36 @@ def redis_server(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+# -- headless Chromium (tests/browser.py) for the demo tests --------------------------------
+
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, browser_problem, sync_playwright  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def browser():
+    problem = browser_problem()
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{problem}; CI is set, so the browser tests must run")
+        pytest.skip(problem)
+    # Playwright's launch() gives the browser a fresh temporary profile (user data dir)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def context(browser):
+    """A fresh browser context (its own cookies and storage); its pages are tabs."""
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    context.on("weberror", lambda error: errors.append(str(error.error)))
+    yield context
+    context.close()
+    assert errors == [], "errors in the page's JavaScript"

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from tests.test_plugin import ROOT, Server, free_port
-from tests.test_websocket_demos import browser, context, expect  # noqa: F401 - fixtures
+from tests.browser import expect
 
 DEMO = ROOT / "demos" / "github_auth"
 

@@ -143,25 +143,9 @@ def test_demo_redis_checker(redis_port, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    from tests.test_websocket_demos import (
-        CHROMIUM,
-        CHROMIUM_ARGS,
-        browser_problem,
-        sync_playwright,
-    )
-
-    problem = browser_problem()
-    if problem is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{problem}; CI is set, so the browser tests must run")
-        pytest.skip(problem)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
-        try:
-            yield browser
-        finally:
-            browser.close()
+def chromium(browser):
+    """The shared headless Chromium (tests/conftest.py), by the name these tests use."""
+    return browser
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import pytest
 
 from tests.test_mail import USERS, Recorder, server_tls, smtp_server  # noqa: F401 - fixtures
 from tests.test_plugin import ROOT, Server, child_env, free_port
-from tests.test_websocket_demos import browser, context, expect  # noqa: F401 - fixtures
+from tests.browser import expect
 
 DEMO = ROOT / "demos" / "email"
 ATTACHMENT = bytes(range(256)) * 64 + b"\r\n.\r\n"  # binary, with SMTP's end-of-data in it

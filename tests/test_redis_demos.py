@@ -17,7 +17,6 @@ import urllib.parse
 import pytest
 
 from tests.test_plugin import ROOT, Server, free_port
-from tests.test_websocket_demos import browser, context  # noqa: F401  (fixtures)
 
 try:
     from playwright.sync_api import expect

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from tests.test_plugin import ROOT, Server, child_env, free_port
-from tests.test_websocket_demos import browser, context, expect  # noqa: F401 - fixtures
+from tests.browser import expect
 
 DEMO = ROOT / "demos" / "rpc"
 

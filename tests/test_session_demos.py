@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from tests.test_plugin import ROOT, Server, free_port
-from tests.test_websocket_demos import browser, context  # noqa: F401  (fixtures)
 
 try:
     from playwright.sync_api import expect

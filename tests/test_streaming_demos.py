@@ -17,7 +17,7 @@ import urllib.parse
 import pytest
 
 from tests.test_plugin import ROOT, Server, free_port
-from tests.test_websocket_demos import browser, context, expect  # noqa: F401,F811  (fixtures)
+from tests.browser import expect
 
 DEMO = ROOT / "demos" / "chat"
 

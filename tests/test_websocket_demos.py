@@ -12,71 +12,16 @@ these tests are skipped, except under CI (``CI`` set), where they fail.
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.browser import expect
 from tests.test_plugin import ROOT, Server, free_port
 
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    sync_playwright = expect = None
-
 DEMOS = ROOT / "demos" / "websocket"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",  # containers and root: no user namespaces for the sandbox
-    "--disable-gpu",
-    "--disable-dev-shm-usage",  # a small /dev/shm (containers) must not crash renderers
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-TIMEOUT_MS = 15_000  # any single wait in the browser
-if expect is not None:
-    expect.set_options(timeout=TIMEOUT_MS)
-
-
-def browser_problem() -> str | None:
-    if sync_playwright is None:
-        return "the playwright package is not installed (pip install playwright; no 'playwright install' needed)"
-    if not os.access(CHROMIUM, os.X_OK):
-        return f"Chromium is not installed at {CHROMIUM} (apt-get install chromium, or set CHROMIUM)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    problem = browser_problem()
-    if problem is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{problem}; CI is set, so the browser tests must run")
-        pytest.skip(problem)
-    # Playwright's launch() gives the browser a fresh temporary profile (user data dir)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def context(browser):
-    """A fresh browser context (its own cookies and storage); its pages are tabs."""
-    context = browser.new_context()
-    context.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    context.on("weberror", lambda error: errors.append(str(error.error)))
-    yield context
-    context.close()
-    assert errors == [], "errors in the page's JavaScript"
 
 
 @pytest.fixture
