@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -244,3 +245,15 @@ def context(browser):
     yield context
     context.close()
     assert errors == [], "errors in the page's JavaScript"
+
+
+@pytest.fixture(autouse=True)
+def close_shared_http_client():
+    """cyclone.httpclient's shared client keeps connections alive: close them
+    after each test that used it, so no connection outlives its server (and
+    trial-style tests that follow find the reactor clean)."""
+    yield
+    httpclient = sys.modules.get("cyclone.httpclient")
+    shared = httpclient.AsyncHTTPClient._shared if httpclient is not None else None
+    if shared is not None:
+        pytest_twisted.blockon(shared.close())

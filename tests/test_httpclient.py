@@ -94,16 +94,6 @@ def other_server(listen):
     return f"http://127.0.0.1:{listen(make_app())}"
 
 
-@pytest.fixture(autouse=True)
-def close_shared_client():
-    """The module-level fetch's shared client keeps connections alive: close
-    them after each test, so no server connection outlives it."""
-    yield
-    shared = AsyncHTTPClient._shared
-    if shared is not None:
-        pytest_twisted.blockon(shared.close())
-
-
 @pytest.fixture
 def client():
     c = AsyncHTTPClient(force_instance=True)

@@ -777,16 +777,6 @@ class ErrorWith500(web.RequestHandler):
         self.write(json.dumps({"jsonrpc": "2.0", "error": {"code": -32000, "message": "down"}, "id": request["id"]}))
 
 
-@pytest.fixture(autouse=True)
-def close_shared_client():
-    """The clients' fetch keeps connections alive in the shared AsyncHTTPClient:
-    close them after each test, so no connection outlives its server."""
-    yield
-    shared = httpclient.AsyncHTTPClient._shared
-    if shared is not None:
-        pytest_twisted.blockon(shared.close())
-
-
 @pytest.fixture
 def client_server(listen):
     calls: list = []

@@ -577,16 +577,6 @@ from cyclone import httpclient  # noqa: E402
 from cyclone.xmlrpc import Proxy as CycloneProxy, loads_response  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def close_shared_client():
-    """The clients' fetch keeps connections alive in the shared AsyncHTTPClient:
-    close them after each test, so no connection outlives its server."""
-    yield
-    shared = httpclient.AsyncHTTPClient._shared
-    if shared is not None:
-        pytest_twisted.blockon(shared.close())
-
-
 class TwistedSide(twisted_xmlrpc.XMLRPC):
     """A server we did not write: Twisted's own XML-RPC resource."""
 
