@@ -69,6 +69,7 @@ from twisted.python import failure
 from cyclone import web
 from cyclone.concurrent import ensure_deferred, is_async_result
 from cyclone.log import app_log
+from cyclone.util import RemoteMethod
 
 __all__ = [
     "JsonRPCError",
@@ -448,25 +449,6 @@ class JsonRPCResponseError(ValueError):
         self.response = response
 
 
-class _RemoteMethod:
-    """``proxy.name``: call it, or take an attribute for a dotted name (``proxy.system.listMethods``)."""
-
-    __slots__ = ("_proxy", "_name")
-
-    def __init__(self, proxy: "JsonRPCProxy", name: str) -> None:
-        self._proxy = proxy
-        self._name = name
-
-    def __getattr__(self, name: str) -> "_RemoteMethod":
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _RemoteMethod(self._proxy, f"{self._name}.{name}")
-
-    def __call__(self, *params: Any, **named: Any) -> defer.Deferred:
-        return self._proxy.call(self._name, *params, **named)
-
-    def __repr__(self) -> str:
-        return f"<JSON-RPC method {self._name} of {self._proxy.url}>"
 
 
 class JsonRPCProxy:
@@ -515,10 +497,10 @@ class JsonRPCProxy:
         self._fetch_kwargs = fetch_kwargs
         self._next_id = 1
 
-    def __getattr__(self, name: str) -> _RemoteMethod:
+    def __getattr__(self, name: str) -> RemoteMethod:
         if name.startswith("_"):
             raise AttributeError(name)
-        return _RemoteMethod(self, name)
+        return RemoteMethod(self.call, name)
 
     def __repr__(self) -> str:
         return f"<JsonRPC proxy of {self.url}>"

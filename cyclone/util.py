@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import types
-from typing import Any
+from typing import Any, Callable
 
 __all__ = [
     "ObjectDict",
@@ -84,6 +84,25 @@ class lazy_attribute:
         value = made_by(instance)
         instance.__dict__[self.name] = value
         return value
+
+
+class RemoteMethod:
+    """``proxy.name`` of an RPC client: calling it calls ``call(name, *args,
+    **kwargs)``; an attribute of it is a dotted name (``proxy.system.listMethods``)."""
+
+    __slots__ = ("_call", "_name")
+
+    def __init__(self, call: Callable[..., Any], name: str) -> None:
+        self._call = call
+        self._name = name
+
+    def __getattr__(self, name: str) -> "RemoteMethod":
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return RemoteMethod(self._call, f"{self._name}.{name}")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(self._name, *args, **kwargs)
 
 
 def import_object(name: str) -> Any:

@@ -74,6 +74,7 @@ from cyclone import web
 from cyclone.concurrent import ensure_deferred, is_async_result
 from cyclone.jsonrpc import arguments_problem
 from cyclone.log import app_log
+from cyclone.util import RemoteMethod
 
 __all__ = ["XmlrpcRequestHandler", "Proxy", "XMLRPCInputError", "loads", "loads_response", "Fault"]
 
@@ -428,22 +429,6 @@ class XmlrpcRequestHandler(web.RequestHandler):
 # -- the client ---------------------------------------------------------------------------------
 
 
-class _RemoteMethod:
-    """``proxy.name``: call it, or take an attribute for a dotted name (``proxy.math.add``)."""
-
-    __slots__ = ("_proxy", "_name")
-
-    def __init__(self, proxy: "Proxy", name: str) -> None:
-        self._proxy = proxy
-        self._name = name
-
-    def __getattr__(self, name: str) -> "_RemoteMethod":
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _RemoteMethod(self._proxy, f"{self._name}.{name}")
-
-    def __call__(self, *args: Any) -> defer.Deferred:
-        return self._proxy.callRemote(self._name, *args)
 
 
 class Proxy:
@@ -487,10 +472,10 @@ class Proxy:
         self._headers = headers
         self._fetch_kwargs = fetch_kwargs
 
-    def __getattr__(self, name: str) -> _RemoteMethod:
+    def __getattr__(self, name: str) -> RemoteMethod:
         if name.startswith("_"):
             raise AttributeError(name)
-        return _RemoteMethod(self, name)
+        return RemoteMethod(self.callRemote, name)
 
     def __repr__(self) -> str:
         return f"<XML-RPC proxy of {self.url}>"
