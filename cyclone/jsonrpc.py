@@ -449,8 +449,6 @@ class JsonRPCResponseError(ValueError):
         self.response = response
 
 
-
-
 class JsonRPCProxy:
     """A JSON-RPC client on ``cyclone.httpclient.fetch`` (exported as
     ``cyclone.httpclient.JsonRPC``).

@@ -429,8 +429,6 @@ class XmlrpcRequestHandler(web.RequestHandler):
 # -- the client ---------------------------------------------------------------------------------
 
 
-
-
 class Proxy:
     """An XML-RPC client on ``cyclone.httpclient.fetch``, with the interface of
     ``twisted.web.xmlrpc.Proxy`` (``callRemote``) and attribute calls.
