@@ -531,7 +531,7 @@ class Codec:
         self._frame_mask: bytes | None = None
         self._frame_offset = 0
         self._msg_opcode = 0
-        self._msg_parts: list = []
+        self._msg_parts: list | None = None  # made when a message comes in pieces
         self._msg_size = 0
         self._msg_inflater = None
         self._msg_decoder = None
@@ -763,9 +763,9 @@ class Codec:
                 # a UTF-16 surrogate: Python's decoder waits for its third byte
                 raise _Failure(INVALID_DATA, "text message is not UTF-8")
             if text:
-                self._msg_parts.append(text)
+                self._add_part(text)
         elif chunk:
-            self._msg_parts.append(chunk)
+            self._add_part(chunk)
 
     def _inflate(self, inflater, chunk: bytes) -> bytes:
         room = self.max_message_size - self._msg_size
@@ -785,7 +785,7 @@ class Codec:
             self.deflate.message_done()
             if tail:
                 self._feed_plain(tail)
-        parts = self._msg_parts
+        parts = self._msg_parts or []
         decoder = self._msg_decoder
         if decoder is not None:
             try:
@@ -797,7 +797,7 @@ class Codec:
             data = parts[0] if len(parts) == 1 else "".join(parts)
         else:
             data = parts[0] if len(parts) == 1 else b"".join(parts)
-        self._msg_parts = []
+        self._msg_parts = None
         self._msg_size = 0
         self._msg_opcode = 0
         self._msg_decoder = None
@@ -811,9 +811,16 @@ class Codec:
             except UnicodeDecodeError:
                 raise _Failure(INVALID_DATA, "text message is not UTF-8") from None
             if text:
-                self._msg_parts.append(text)
+                self._add_part(text)
         else:
-            self._msg_parts.append(chunk)
+            self._add_part(chunk)
+
+    def _add_part(self, part: str | bytes) -> None:
+        parts = self._msg_parts
+        if parts is None:
+            self._msg_parts = [part]
+        else:
+            parts.append(part)
 
     @staticmethod
     def _close_event(payload: bytes) -> Close:
