@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 
@@ -327,4 +328,36 @@ def test_garbage_never_raises(junk):
 @given(st.binary(min_size=0, max_size=2500), st.binary(min_size=4, max_size=4))
 def test_unmask_matches_a_plain_xor(payload, mask):
     expected = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    assert wc._unmask(payload, mask) == expected
+    assert wc._unmask_python(payload, mask) == expected
+    assert wc._unmask(payload, mask) == expected  # the C one when built
+
+
+def _speedups():
+    try:
+        from cyclone import _speedups
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip("cyclone._speedups is not built (python setup.py build_ext --inplace)")
+    return _speedups
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 1000, 65536 + 5])
+def test_c_mask_is_used_and_agrees(size):
+    speedups = _speedups()
+    assert wc._unmask is speedups.xor_mask
+    payload = os.urandom(size)
+    for mask in (b"\x00\x00\x00\x00", b"\xff\x01\x80\x7f", os.urandom(4)):
+        expected = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        assert speedups.xor_mask(payload, mask) == expected
+        assert speedups.xor_mask(bytearray(payload), memoryview(mask)) == expected
+
+
+def test_c_mask_refuses_bad_arguments():
+    speedups = _speedups()
+    with pytest.raises(ValueError):
+        speedups.xor_mask(b"abc", b"12345")
+    with pytest.raises(TypeError):
+        speedups.xor_mask("text", b"1234")
+    with pytest.raises(TypeError):
+        speedups.xor_mask(b"abc")
