@@ -9,8 +9,9 @@ here into bench/.work/ with Debian's golang-github-gorilla-websocket-dev,
 offline), is pinned to CPU 1. It keeps 50 connections busy, one message in
 flight on each: 32-byte text messages, then 64 KiB binary ones, counted for
 ``--seconds`` after a second of warm-up. No compression, except in the
-last rows (cyclone and Tornado, 32 B, permessage-deflate as gorilla offers
-it: no context takeover on either side).
+last rows (32 B, permessage-deflate as gorilla offers it: no context
+takeover on either side; cyclone and websockets only: gorilla refuses
+Tornado's and aiohttp's answers, see COMPRESSING).
 
 Reported: echoed messages/s, cyclone's ratio to each, the server's CPU use
 (should be ~100%: the server is the bottleneck) and the generator's (below
@@ -42,6 +43,13 @@ WSLOAD = WORK / "wsload"
 SERVERS = ["cyclone", "tornado", "aiohttp", "websockets", "twisted"]
 SERVER_CPU, CLIENT_CPU = 0, 1
 SIZES = [(32, False), (65536, True)]  # (bytes, binary)
+# The compressed rows: gorilla offers permessage-deflate with no context
+# takeover only ("server_no_context_takeover; client_no_context_takeover")
+# and rejects an answer that leaves a parameter out. Tornado 6.6 answers
+# "permessage-deflate" (RFC 7692 7.1.1.1 wants server_no_context_takeover
+# echoed), aiohttp 3.14 leaves out client_no_context_takeover:
+# gorilla refuses both. twisted.web.websocket does not compress.
+COMPRESSING = ("cyclone", "websockets")
 
 
 def log(message: str) -> None:
@@ -60,6 +68,16 @@ def build_wsload() -> Path:
     log("[setup] building bench/.work/wsload")
     subprocess.run(["go", "build", "-o", str(WSLOAD), str(source)], check=True, env=env)
     return WSLOAD
+
+
+def build_speedups(python: str) -> bool:
+    """Build cyclone._speedups (C masking) in the checkout, as an install
+    would; True when it is there."""
+    if not list((REPO / "cyclone").glob("_speedups*.so")):
+        log("[setup] python setup.py build_ext --inplace (cyclone._speedups)")
+        subprocess.run([python, "setup.py", "-q", "build_ext", "--inplace"], cwd=REPO,
+                       stdout=subprocess.DEVNULL, check=False)
+    return bool(list((REPO / "cyclone").glob("_speedups*.so")))
 
 
 def free_port() -> int:
@@ -174,11 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     if os.cpu_count() < 2:
         raise SystemExit("needs 2 CPUs (server on 0, load generator on 1)")
     build_wsload()
+    args.speedups = build_speedups(args.python)
     servers = args.servers.split(",")
     rows = []  # (label, server, size, compress, result)
     plan = [(name, size, binary, False) for name in servers for size, binary in SIZES]
     if not args.no_compression_rows:
-        plan += [(name, 32, False, True) for name in servers if name in ("cyclone", "tornado")]
+        plan += [(name, 32, False, True) for name in servers if name in COMPRESSING]
     current = None
     try:
         for name, size, binary, compress in plan:
@@ -197,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.idle:
             for name in servers:
                 for compress in (False, True):
-                    if compress and name == "twisted":
+                    if compress and name not in COMPRESSING:
                         continue
                     server = Server(args.python, name, compress)
                     try:
@@ -225,7 +244,8 @@ def render(rows: list[dict], memory: list[dict], args: argparse.Namespace) -> st
     out = [f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, "
            f"{os.cpu_count()} cores (shared machine); {versions}",
            f"{args.connections} connections, one message in flight each, {args.seconds:g} s per row; "
-           f"server on CPU {SERVER_CPU}, Go/gorilla load generator on CPU {CLIENT_CPU}", ""]
+           f"server on CPU {SERVER_CPU}, Go/gorilla load generator on CPU {CLIENT_CPU}; "
+           f"cyclone's C masking (cyclone._speedups): {'built' if args.speedups else 'NOT built'}", ""]
     out.append("| server | message | messages/s | cyclone ÷ this | messages per server CPU-s | cyclone ÷ this "
                "| server CPU | generator CPU |")
     out.append("|---|---|---:|---:|---:|---:|---:|---:|")

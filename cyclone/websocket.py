@@ -79,7 +79,7 @@ from cyclone import web
 from cyclone import websocket_codec as wc
 from cyclone.concurrent import ensure_deferred
 from cyclone.escape import json_encode
-from cyclone.httpserver import StreamClosedError
+from cyclone.httpserver import StreamClosedError, _can_send_directly
 
 __all__ = ["WebSocketHandler", "WebSocketProtocol", "WebSocketClosedError", "WebSocketError", "websocket_connect",
            "WebSocketClientConnection", "WebSocketHandshakeError", "WebSocketTimeoutError"]
@@ -93,6 +93,8 @@ _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 DEFAULT_CLOSE_TIMEOUT = 5.0
 CLOSE_TIMEOUT = DEFAULT_CLOSE_TIMEOUT  # the old name
 DEFAULT_MAX_MESSAGE_SIZE = 10 * 1024 * 1024
+#: the read size of a connection that receives large messages (see dataReceived)
+_LARGE_READ_SIZE = 256 * 1024
 
 
 class WebSocketError(Exception):
@@ -166,6 +168,7 @@ class WebSocketProtocol(protocol.Protocol):
         "_ping_timer",
         "_pong_timer",
         "_awaiting_pong",
+        "_socket",
     )
 
     def __init__(self, handler: WebSocketHandler, codec: wc.Codec, clock: Any = None) -> None:
@@ -194,11 +197,15 @@ class WebSocketProtocol(protocol.Protocol):
         self._ping_timer: Any = None
         self._pong_timer: Any = None
         self._awaiting_pong = False
+        self._socket: Any = None  # see _write
 
     # -- Twisted --------------------------------------------------------------------------------
 
     def connectionMade(self) -> None:
-        self.transport.registerProducer(self, True)
+        transport = self.transport
+        if _can_send_directly(transport):
+            self._socket = transport.socket
+        transport.registerProducer(self, True)
         handler = self.handler
         if handler._nodelay is not None:
             self._set_nodelay(handler._nodelay)
@@ -209,6 +216,12 @@ class WebSocketProtocol(protocol.Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self._discarding or self._lost:
             return
+        if len(data) >= 65536 and self._socket is not None and self.transport.bufferSize < _LARGE_READ_SIZE:
+            # A read filled Twisted's 64 KiB buffer: large messages come on
+            # this connection. Read them in fewer, larger pieces (fewer
+            # reactor turns and partial frames; asyncio reads 256 KiB).
+            # Only then: an idle connection keeps Twisted's default.
+            self.transport.bufferSize = _LARGE_READ_SIZE
         events = self.codec.receive(data)
         if not events:
             return
@@ -265,6 +278,33 @@ class WebSocketProtocol(protocol.Protocol):
 
     # -- sending ----------------------------------------------------------------------------------
 
+    def _write(self, data: bytes) -> None:
+        """``transport.write(data)``, but straight to the socket while Twisted
+        has nothing buffered for it (a plain TCP transport): one ``send``
+        instead of a write event, two epoll changes and a ``doWrite`` later
+        (an echo of 64 KiB messages: ~10% less CPU per message). What the
+        socket does not take, and every error, goes through
+        ``transport.write``, so Twisted still handles partial writes,
+        backpressure and broken connections, in order."""
+        sock = self._socket
+        transport = self.transport
+        if (
+            sock is None
+            or transport.dataBuffer
+            or transport._tempDataBuffer
+            or transport.TLS
+            or transport._writeDisconnected
+            or not transport.connected
+        ):
+            transport.write(data)
+            return
+        try:
+            sent = sock.send(data)
+        except OSError:  # EAGAIN, or an error doWrite will report
+            sent = 0
+        if sent < len(data):
+            transport.write(data[sent:] if sent else data)
+
     @property
     def closing(self) -> bool:
         return self._close_sent or self._lost
@@ -272,7 +312,7 @@ class WebSocketProtocol(protocol.Protocol):
     def write_message(self, message: str | bytes, binary: bool = False) -> defer.Deferred:
         if self._close_sent or self._lost:
             raise WebSocketClosedError("WebSocket closed")
-        self.transport.write(self.codec.message(message, binary))
+        self._write(self.codec.message(message, binary))
         if not self._write_paused:
             return defer.succeed(None)
         d: defer.Deferred = defer.Deferred()
@@ -284,7 +324,7 @@ class WebSocketProtocol(protocol.Protocol):
     def write_ping(self, data: bytes) -> None:
         if self._close_sent or self._lost:
             raise WebSocketClosedError("WebSocket closed")
-        self.transport.write(self.codec.ping(data))
+        self._write(self.codec.ping(data))
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Send a close frame (once); the TCP connection closes when the peer
@@ -295,7 +335,7 @@ class WebSocketProtocol(protocol.Protocol):
             if code is None and reason is not None:
                 code = wc.NORMAL
             self._close_sent = True
-            self.transport.write(self.codec.close(code, reason or ""))
+            self._write(self.codec.close(code, reason or ""))
         if self._close_received:
             self._close_handshake_done()
         elif self._close_timer is None:
@@ -357,7 +397,7 @@ class WebSocketProtocol(protocol.Protocol):
         self._queue = None
         if not self._close_sent:
             self._close_sent = True
-            self.transport.write(self.codec.close(code, reason))
+            self._write(self.codec.close(code, reason))
         # Closing at once while the peer's bytes are still unread would make
         # the kernel answer with a reset, and the close frame could be lost:
         # end our side instead, and let the peer close (or time out).
@@ -381,7 +421,7 @@ class WebSocketProtocol(protocol.Protocol):
             return
         handler = self.handler
         self._awaiting_pong = True
-        self.transport.write(self.codec.ping(b""))
+        self._write(self.codec.ping(b""))
         timeout = handler.ping_timeout
         if timeout:
             self._pong_timer = self.clock.callLater(timeout, self._check_pong)
@@ -393,7 +433,7 @@ class WebSocketProtocol(protocol.Protocol):
             gen_log.info("%s: no pong within the ping timeout, closing", self._peer_name())
             if not self._close_sent:
                 self._close_sent = True
-                self.transport.write(self.codec.close(wc.GOING_AWAY, "ping timed out"))
+                self._write(self.codec.close(wc.GOING_AWAY, "ping timed out"))
             self._abort_after_flush()
 
     def _abort_after_flush(self) -> None:
@@ -432,7 +472,7 @@ class WebSocketProtocol(protocol.Protocol):
                         self._wait_for(result)
                 elif kind is wc.Ping:
                     if not self._close_sent:
-                        self.transport.write(self.codec.pong(event.data))
+                        self._write(self.codec.pong(event.data))
                     handler.on_ping(event.data)
                 elif kind is wc.Pong:
                     handler.on_pong(event.data)

@@ -190,6 +190,11 @@ except ImportError:  # pragma: no cover (no compiler when installed)
     _unmask = _unmask_python
 
 
+# payloads from this size on are unmasked from a memoryview of what was
+# read (a 64 KiB slice is a copy, and a fresh 64 KiB block often costs page
+# faults); smaller ones are sliced, which is cheaper than making a view
+_VIEW_FROM = 4096
+
 _pack_short = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
 _unpack_short = struct.Struct("!H").unpack_from
@@ -707,9 +712,12 @@ class Codec:
                         if length > self.max_message_size:
                             raise _Failure(MESSAGE_TOO_BIG, "message too big")
                         pos = start + length
-                        payload = data[start:pos]
-                        if mask is not None:
-                            payload = _unmask(payload, mask)
+                        if mask is None:
+                            payload = data[start:pos]
+                        elif length < _VIEW_FROM:
+                            payload = _unmask(data[start:pos], mask)
+                        else:  # unmask from a view: no copy of the masked bytes
+                            payload = _unmask(memoryview(data)[start:pos], mask)
                         if opcode == TEXT:
                             try:
                                 payload = payload.decode("utf-8")
@@ -738,15 +746,19 @@ class Codec:
             if take > remaining:
                 take = remaining
             if take:
-                chunk = data[pos : pos + take]
-                pos += take
                 mask = self._frame_mask
-                if mask is not None:
+                if mask is None:
+                    chunk = data[pos : pos + take]
+                else:
                     offset = self._frame_offset & 3
                     if offset:
                         mask = mask[offset:] + mask[:offset]
-                    chunk = _unmask(chunk, mask)
+                    if take < _VIEW_FROM:
+                        chunk = _unmask(data[pos : pos + take], mask)
+                    else:  # unmask from a view: no copy of the masked bytes
+                        chunk = _unmask(memoryview(data)[pos : pos + take], mask)
                     self._frame_offset += take
+                pos += take
                 self._frame_remaining = remaining = remaining - take
                 self._feed(chunk)
             if remaining:

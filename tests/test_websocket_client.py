@@ -182,8 +182,8 @@ def test_compression_negotiated(serve, client_options, server_options, response,
     for name, value in params.items():
         assert getattr(deflate, name) == value, name
     sent = []
-    write = conn.protocol.transport.write
-    conn.protocol.transport.write = lambda data: (sent.append(len(data)), write(data))
+    write = conn.protocol._write  # what goes to the socket (straight, or through transport.write)
+    conn.protocol._write = lambda data: (sent.append(len(data)), write(data))
     for message in ["abc" * 10_000, b"\x01" * 70_000, "ünï" * 3, "abc" * 10_000]:
         conn.write_message(message, binary=isinstance(message, bytes))
         assert (yield conn.read_message()) == message

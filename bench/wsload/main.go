@@ -66,9 +66,10 @@ func main() {
 
 	dialer := websocket.Dialer{
 		EnableCompression: *compress,
-		ReadBufferSize:    64 * 1024,
-		WriteBufferSize:   64 * 1024,
-		HandshakeTimeout:  10 * time.Second,
+		// larger than a message and its header: each goes as one frame
+		ReadBufferSize:   128 * 1024,
+		WriteBufferSize:  128 * 1024,
+		HandshakeTimeout: 10 * time.Second,
 	}
 	if *idle > 0 {
 		conns := make([]*websocket.Conn, 0, *idle)
@@ -116,18 +117,25 @@ func main() {
 		wg.Add(1)
 		go func(c *websocket.Conn) {
 			defer wg.Done()
+			buf := make([]byte, len(payload)+1)
 			for atomic.LoadInt32(&stop) == 0 {
 				if err := c.WriteMessage(msgType, payload); err != nil {
 					atomic.AddInt64(&errors, 1)
 					return
 				}
-				kind, data, err := c.ReadMessage()
+				// read the echo into the goroutine's own buffer (ReadMessage
+				// would grow a new one for every message: generator CPU)
+				kind, r, err := c.NextReader()
+				if err == nil {
+					_, err = io.ReadFull(r, buf[:len(payload)])
+				}
 				if err != nil {
 					atomic.AddInt64(&errors, 1)
 					return
 				}
-				if kind != msgType || len(data) != len(payload) || data[0] != payload[0] || data[len(data)-1] != payload[len(payload)-1] {
-					fail("wrong echo: type %d, %d bytes", kind, len(data))
+				if n, _ := r.Read(buf[len(payload):]); n != 0 || kind != msgType ||
+					buf[0] != payload[0] || buf[len(payload)-1] != payload[len(payload)-1] {
+					fail("wrong echo: type %d, longer than sent or different", kind)
 				}
 				atomic.AddInt64(&echoed, 1)
 			}
