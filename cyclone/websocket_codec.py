@@ -21,13 +21,19 @@ After a ``Close`` or a ``Fail`` the codec ignores whatever else it is given.
 Validation is strict: reserved bits without a negotiated extension, an
 unmasked frame from a client (a masked one from a server), unknown opcodes,
 control frames over 125 bytes or fragmented, continuation frames out of
-place, 64-bit lengths with the top bit set, close payloads of one byte and
+place, 64-bit lengths with the top bit set, lengths not written in the
+fewest bytes (RFC 6455 §5.2: "the minimal number of bytes MUST be used";
+a 16-bit length below 126 or a 64-bit one below 65536), close payloads of one byte and
 close codes that may not be sent on the wire are failures with 1002; text
 that is not UTF-8 (checked as it arrives, across fragments, so the failure
 comes with the first bad byte) and close reasons that are not UTF-8 fail with
 1007; a message over ``max_message_size`` fails with 1009, judged from the
 frame header before the payload is buffered and, for compressed messages,
 while inflating, so that a small "zip bomb" never expands past the limit.
+
+A message is sent as one frame, whatever its size (RFC 6455 lets either
+side fragment; nothing requires it, and one frame is the cheapest to make
+and to parse): ``write_message`` of 10 MiB is one 10 MiB frame.
 
 Unmasking is done in C by ``cyclone._speedups`` (built by setup.py when a
 compiler is at hand); without it, with no per-byte Python loop either: one
@@ -646,6 +652,8 @@ class Codec:
                     if end - start < 2:
                         return pos
                     length = _unpack_short(data, start)[0]
+                    if length < 126:
+                        raise _Failure(PROTOCOL_ERROR, "frame length not in its shortest form")
                     start += 2
                 elif length == 127:
                     if end - start < 8:
@@ -653,6 +661,8 @@ class Codec:
                     length = _unpack_long(data, start)[0]
                     if length >> 63:
                         raise _Failure(PROTOCOL_ERROR, "frame length has its top bit set")
+                    if length < 65536:
+                        raise _Failure(PROTOCOL_ERROR, "frame length not in its shortest form")
                     start += 8
                 if (b1 & 0x80) != self._expect_mask:
                     raise _Failure(
