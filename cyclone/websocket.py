@@ -220,7 +220,9 @@ class WebSocketProtocol(protocol.Protocol):
             # A read filled Twisted's 64 KiB buffer: large messages come on
             # this connection. Read them in fewer, larger pieces (fewer
             # reactor turns and partial frames; asyncio reads 256 KiB).
-            # Only then: an idle connection keeps Twisted's default.
+            # Only then: an idle connection keeps Twisted's default. (Twisted
+            # also pauses its producer, so write_message's Deferred waits,
+            # from bufferSize bytes unsent: 256 KiB here, still bounded.)
             self.transport.bufferSize = _LARGE_READ_SIZE
         events = self.codec.receive(data)
         if not events:
