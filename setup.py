@@ -29,7 +29,7 @@ import os
 import re
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 HERE = Path(__file__).resolve().parent
 PLUGIN = "twisted/plugins/cyclone_plugin.py"
@@ -111,6 +111,11 @@ else:
 
     cmdclass["editable_wheel"] = editable_wheel
 
+# cyclone/_speedups.c: WebSocket masking in C (cyclone.websocket_codec uses
+# the pure-Python code when it is missing). optional=True: without a
+# compiler the install goes on without it; CYCLONE_NO_EXTENSIONS=1 skips it.
+SPEEDUPS = Extension("cyclone._speedups", ["cyclone/_speedups.c"], optional=True)
+
 
 setup(
     name="cyclone",
@@ -123,6 +128,7 @@ setup(
     packages=["cyclone", "cyclone.testing", "cyclone.appskel", "twisted.plugins"],
     package_dir={"cyclone.appskel": "appskel"},
     package_data={"cyclone.appskel": skeleton_files()},
+    ext_modules=[] if os.environ.get("CYCLONE_NO_EXTENSIONS") else [SPEEDUPS],
     install_requires=[
         "Twisted>=23.10",
         "zope.interface>=5.0",

@@ -16,8 +16,20 @@ producer that waits on it never fills the server's memory), ``close``,
 ``on_close``, ``close_code``, ``close_reason``, ``ping``, ``on_ping``,
 ``on_pong``, ``select_subprotocol``, ``selected_subprotocol``,
 ``check_origin``, ``get_compression_options``, ``set_nodelay``,
-``ws_connection``, and the settings ``websocket_ping_interval``,
-``websocket_ping_timeout`` and ``websocket_max_message_size`` (10 MiB).
+``ws_connection``.
+
+Settings (``Application`` keyword arguments):
+
+``websocket_max_message_size`` (10 MiB)
+    a larger message (also once decompressed) closes the connection with 1009.
+``websocket_ping_interval`` (None: no pings)
+    seconds between the server's keepalive pings.
+``websocket_ping_timeout`` (the ping interval)
+    a peer that does not answer a ping within this is closed (1001).
+``websocket_close_timeout`` (5 s)
+    after our close frame, how long the peer has to answer (or, after a
+    protocol error, to close TCP) before the connection is dropped; None or
+    0 waits for ever.
 
 The original cyclone's API on the same class: ``headersReceived()``,
 ``connectionMade(*args, **kwargs)`` (what ``open`` calls by default),
@@ -67,7 +79,7 @@ from cyclone import web
 from cyclone import websocket_codec as wc
 from cyclone.concurrent import ensure_deferred
 from cyclone.escape import json_encode
-from cyclone.httpserver import StreamClosedError
+from cyclone.httpserver import StreamClosedError, _can_send_directly
 
 __all__ = ["WebSocketHandler", "WebSocketProtocol", "WebSocketClosedError", "WebSocketError", "websocket_connect",
            "WebSocketClientConnection", "WebSocketHandshakeError", "WebSocketTimeoutError"]
@@ -76,9 +88,13 @@ gen_log = logging.getLogger("cyclone.general")
 app_log = logging.getLogger("cyclone.application")
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#: seconds to wait for the peer's close frame (or its FIN) after ours
-CLOSE_TIMEOUT = 5.0
+#: seconds to wait for the peer's close frame (or its FIN) after ours, when
+#: the ``websocket_close_timeout`` setting (client: ``close_timeout``) is not given
+DEFAULT_CLOSE_TIMEOUT = 5.0
+CLOSE_TIMEOUT = DEFAULT_CLOSE_TIMEOUT  # the old name
 DEFAULT_MAX_MESSAGE_SIZE = 10 * 1024 * 1024
+#: the read size of a connection that receives large messages (see dataReceived)
+_LARGE_READ_SIZE = 256 * 1024
 
 
 class WebSocketError(Exception):
@@ -125,15 +141,49 @@ class WebSocketProtocol(protocol.Protocol):
     subclass changes.
     """
 
+    # An idle connection should cost little memory (bench/ws_echo.py
+    # --memory): slots instead of an instance dict (``transport`` and
+    # ``connected`` too, Protocol's two attributes), and the queue of events
+    # waiting for a busy handler made only when one has to wait.
+    __slots__ = (
+        "transport",
+        "connected",
+        "handler",
+        "codec",
+        "clock",
+        "close_code",
+        "close_reason",
+        "_queue",
+        "_queue_pos",
+        "_busy",
+        "_stopped",
+        "_close_sent",
+        "_close_received",
+        "_discarding",
+        "_lost",
+        "_write_paused",
+        "_drain_waiters",
+        "_reading_paused",
+        "_close_timer",
+        "_ping_timer",
+        "_pong_timer",
+        "_awaiting_pong",
+        "_socket",
+    )
+
     def __init__(self, handler: WebSocketHandler, codec: wc.Codec, clock: Any = None) -> None:
         if clock is None:
             from twisted.internet import reactor as clock
+        self.transport: Any = None
+        self.connected = 0
         self.handler = handler
         self.codec = codec
         self.clock = clock
         self.close_code: int | None = None
         self.close_reason: str | None = None
-        self._queue: collections.deque = collections.deque()
+        # events not yet delivered: _queue[_queue_pos:] (None when there are none)
+        self._queue: list | None = None
+        self._queue_pos = 0
         self._busy = True  # open() runs first
         self._stopped = False  # the handler failed: deliver nothing more
         self._close_sent = False
@@ -141,17 +191,21 @@ class WebSocketProtocol(protocol.Protocol):
         self._discarding = False  # after a protocol error: read and drop until the peer closes
         self._lost = False
         self._write_paused = False
-        self._drain_waiters: list[defer.Deferred] = []
+        self._drain_waiters: list[defer.Deferred] | None = None
         self._reading_paused = False
-        self._close_timer = None
-        self._ping_timer = None
-        self._pong_timer = None
+        self._close_timer: Any = None
+        self._ping_timer: Any = None
+        self._pong_timer: Any = None
         self._awaiting_pong = False
+        self._socket: Any = None  # see _write
 
     # -- Twisted --------------------------------------------------------------------------------
 
     def connectionMade(self) -> None:
-        self.transport.registerProducer(self, True)
+        transport = self.transport
+        if _can_send_directly(transport):
+            self._socket = transport.socket
+        transport.registerProducer(self, True)
         handler = self.handler
         if handler._nodelay is not None:
             self._set_nodelay(handler._nodelay)
@@ -162,14 +216,26 @@ class WebSocketProtocol(protocol.Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self._discarding or self._lost:
             return
+        if len(data) >= 65536 and self._socket is not None and self.transport.bufferSize < _LARGE_READ_SIZE:
+            # A read filled Twisted's 64 KiB buffer: large messages come on
+            # this connection. Read them in fewer, larger pieces (fewer
+            # reactor turns and partial frames; asyncio reads 256 KiB).
+            # Only then: an idle connection keeps Twisted's default. (Twisted
+            # also pauses its producer, so write_message's Deferred waits,
+            # from bufferSize bytes unsent: 256 KiB here, still bounded.)
+            self.transport.bufferSize = _LARGE_READ_SIZE
         events = self.codec.receive(data)
         if not events:
             return
-        queue = self._queue
         for event in events:
             if type(event) is wc.Pong:
                 self._awaiting_pong = False
-            queue.append(event)
+        queue = self._queue
+        if queue is None:
+            self._queue = events
+            self._queue_pos = 0
+        else:
+            queue.extend(events)
         if not self._busy:
             self._run()
 
@@ -185,14 +251,14 @@ class WebSocketProtocol(protocol.Protocol):
             return
         self._lost = True
         self._busy = True
-        self._queue.clear()
+        self._queue = None
         for name in ("_close_timer", "_ping_timer", "_pong_timer"):
             timer = getattr(self, name)
             setattr(self, name, None)
             if timer is not None and timer.active():
                 timer.cancel()
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for d in waiters:
+        waiters, self._drain_waiters = self._drain_waiters, None
+        for d in waiters or ():
             d.errback(WebSocketClosedError("WebSocket closed"))
         self.handler._connection_lost(reason)
 
@@ -205,7 +271,7 @@ class WebSocketProtocol(protocol.Protocol):
         self._write_paused = False
         waiters = self._drain_waiters
         if waiters:
-            self._drain_waiters = []
+            self._drain_waiters = None
             for d in waiters:
                 d.callback(None)
 
@@ -214,6 +280,33 @@ class WebSocketProtocol(protocol.Protocol):
 
     # -- sending ----------------------------------------------------------------------------------
 
+    def _write(self, data: bytes) -> None:
+        """``transport.write(data)``, but straight to the socket while Twisted
+        has nothing buffered for it (a plain TCP transport): one ``send``
+        instead of a write event, two epoll changes and a ``doWrite`` later
+        (an echo of 64 KiB messages: ~10% less CPU per message). What the
+        socket does not take, and every error, goes through
+        ``transport.write``, so Twisted still handles partial writes,
+        backpressure and broken connections, in order."""
+        sock = self._socket
+        transport = self.transport
+        if (
+            sock is None
+            or transport.dataBuffer
+            or transport._tempDataBuffer
+            or transport.TLS
+            or transport._writeDisconnected
+            or not transport.connected
+        ):
+            transport.write(data)
+            return
+        try:
+            sent = sock.send(data)
+        except OSError:  # EAGAIN, or an error doWrite will report
+            sent = 0
+        if sent < len(data):
+            transport.write(data[sent:] if sent else data)
+
     @property
     def closing(self) -> bool:
         return self._close_sent or self._lost
@@ -221,32 +314,34 @@ class WebSocketProtocol(protocol.Protocol):
     def write_message(self, message: str | bytes, binary: bool = False) -> defer.Deferred:
         if self._close_sent or self._lost:
             raise WebSocketClosedError("WebSocket closed")
-        self.transport.write(self.codec.message(message, binary))
+        self._write(self.codec.message(message, binary))
         if not self._write_paused:
             return defer.succeed(None)
         d: defer.Deferred = defer.Deferred()
+        if self._drain_waiters is None:
+            self._drain_waiters = []
         self._drain_waiters.append(d)
         return d
 
     def write_ping(self, data: bytes) -> None:
         if self._close_sent or self._lost:
             raise WebSocketClosedError("WebSocket closed")
-        self.transport.write(self.codec.ping(data))
+        self._write(self.codec.ping(data))
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Send a close frame (once); the TCP connection closes when the peer
-        answers, or after ``CLOSE_TIMEOUT`` seconds."""
+        answers, or after the handler's ``close_timeout`` seconds."""
         if self._lost:
             return
         if not self._close_sent:
             if code is None and reason is not None:
                 code = wc.NORMAL
             self._close_sent = True
-            self.transport.write(self.codec.close(code, reason or ""))
+            self._write(self.codec.close(code, reason or ""))
         if self._close_received:
             self._close_handshake_done()
         elif self._close_timer is None:
-            self._close_timer = self.clock.callLater(CLOSE_TIMEOUT, self._close_timed_out)
+            self._start_close_timer()
 
     # -- what differs between the two ends (cyclone.websocket_client overrides these) ---------------
 
@@ -266,9 +361,15 @@ class WebSocketProtocol(protocol.Protocol):
         """Both close frames went: the server closes TCP (RFC 6455 §7.1.1)."""
         self._lose()
 
+    def _start_close_timer(self) -> None:
+        timeout = self.handler.close_timeout
+        if timeout:
+            self._close_timer = self.clock.callLater(timeout, self._close_timed_out)
+
     def _close_timed_out(self) -> None:
         self._close_timer = None
-        gen_log.info("%s: no close within %ss, dropping the connection", self._peer_name(), CLOSE_TIMEOUT)
+        gen_log.info("%s: no close within %ss, dropping the connection", self._peer_name(),
+                     self.handler.close_timeout)
         self._abort()
 
     def _lose(self) -> None:
@@ -295,10 +396,10 @@ class WebSocketProtocol(protocol.Protocol):
         """The peer broke the protocol: close with ``code``, drop what else it sends."""
         gen_log.info("WebSocket protocol error (%s), closing with %d: %s", self._peer_name(), code, reason)
         self._discarding = True
-        self._queue.clear()
+        self._queue = None
         if not self._close_sent:
             self._close_sent = True
-            self.transport.write(self.codec.close(code, reason))
+            self._write(self.codec.close(code, reason))
         # Closing at once while the peer's bytes are still unread would make
         # the kernel answer with a reset, and the close frame could be lost:
         # end our side instead, and let the peer close (or time out).
@@ -312,7 +413,7 @@ class WebSocketProtocol(protocol.Protocol):
         else:
             self.transport.loseConnection()
         if self._close_timer is None:
-            self._close_timer = self.clock.callLater(CLOSE_TIMEOUT, self._close_timed_out)
+            self._start_close_timer()
 
     # -- keepalive pings --------------------------------------------------------------------------
 
@@ -322,7 +423,7 @@ class WebSocketProtocol(protocol.Protocol):
             return
         handler = self.handler
         self._awaiting_pong = True
-        self.transport.write(self.codec.ping(b""))
+        self._write(self.codec.ping(b""))
         timeout = handler.ping_timeout
         if timeout:
             self._pong_timer = self.clock.callLater(timeout, self._check_pong)
@@ -334,7 +435,7 @@ class WebSocketProtocol(protocol.Protocol):
             gen_log.info("%s: no pong within the ping timeout, closing", self._peer_name())
             if not self._close_sent:
                 self._close_sent = True
-                self.transport.write(self.codec.close(wc.GOING_AWAY, "ping timed out"))
+                self._write(self.codec.close(wc.GOING_AWAY, "ping timed out"))
             self._abort_after_flush()
 
     def _abort_after_flush(self) -> None:
@@ -347,14 +448,22 @@ class WebSocketProtocol(protocol.Protocol):
         """open() is done: deliver what came meanwhile."""
         self._resume_reading()
         self._busy = False
-        if self._queue:
+        if self._queue is not None:
             self._run()
 
     def _run(self) -> None:
         handler = self.handler
-        queue = self._queue
-        while queue and not self._busy:
-            event = queue.popleft()
+        while not self._busy:
+            queue = self._queue
+            if queue is None:
+                return
+            pos = self._queue_pos
+            event = queue[pos]
+            pos += 1
+            if pos == len(queue):
+                self._queue = None
+            else:
+                self._queue_pos = pos
             kind = type(event)
             if self._stopped and kind is not wc.Close:
                 continue
@@ -365,7 +474,7 @@ class WebSocketProtocol(protocol.Protocol):
                         self._wait_for(result)
                 elif kind is wc.Ping:
                     if not self._close_sent:
-                        self.transport.write(self.codec.pong(event.data))
+                        self._write(self.codec.pong(event.data))
                     handler.on_ping(event.data)
                 elif kind is wc.Pong:
                     handler.on_pong(event.data)
@@ -395,7 +504,7 @@ class WebSocketProtocol(protocol.Protocol):
             return
         self._resume_reading()
         self._busy = False
-        if self._queue:
+        if self._queue is not None:
             self._run()
 
     def _handler_errback(self, reason: failure.Failure) -> None:
@@ -505,6 +614,14 @@ class WebSocketHandler(web.RequestHandler):
     @property
     def max_message_size(self) -> int:
         return self.settings.get("websocket_max_message_size", DEFAULT_MAX_MESSAGE_SIZE)
+
+    @property
+    def close_timeout(self) -> float | None:
+        """Seconds to wait for the peer's answer to our close frame (or for
+        its FIN after a protocol error) before dropping the TCP connection:
+        the ``websocket_close_timeout`` setting, 5 s by default; None or 0
+        waits for ever."""
+        return self.settings.get("websocket_close_timeout", DEFAULT_CLOSE_TIMEOUT) or None
 
     def set_nodelay(self, value: bool) -> None:
         """Set TCP_NODELAY (send small messages at once); callable in ``open``."""
@@ -627,6 +744,10 @@ class WebSocketHandler(web.RequestHandler):
         self.clear_header("Content-Type")
         connection = request.connection
         self.finish()
+        # The 101 is written: what made it need not live as long as the
+        # connection (bench/ws_echo.py --memory measures an idle one).
+        self._headers._as_list.clear()
+        self._transforms = None
         codec = wc.Codec(client=False, max_message_size=self.max_message_size, deflate=deflate)
         ws = WebSocketProtocol(self, codec)
         self.ws_connection = ws

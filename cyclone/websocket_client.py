@@ -21,7 +21,7 @@ random ``Sec-WebSocket-Key``, the ``Sec-WebSocket-Accept`` checked, the
 subprotocol and the permessage-deflate parameters the server chose checked
 against what was offered. Frames are masked (``Codec(client=True)``), and
 after the close handshake the client waits for the server to close TCP
-(RFC 6455 §7.1.1), dropping it after ``CLOSE_TIMEOUT`` seconds.
+(RFC 6455 §7.1.1), dropping it after ``close_timeout`` seconds.
 
 ``wss://`` URLs use TLS, checked against the system's trust roots by default;
 ``ca_certs`` (a PEM file) trusts those certificates instead, and
@@ -53,7 +53,7 @@ from cyclone.escape import json_encode
 from cyclone.httputil import HTTPHeaders
 from cyclone.netutil import tls_client_creator
 from cyclone.websocket import (
-    CLOSE_TIMEOUT,
+    DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
     WebSocketClosedError,
     WebSocketError,
@@ -251,7 +251,7 @@ class WebSocketClientProtocol(WebSocketProtocol):
     def _close_handshake_done(self) -> None:
         # the server closes TCP first; wait for it (but not for ever)
         if self._close_timer is None and not self._lost:
-            self._close_timer = self.clock.callLater(CLOSE_TIMEOUT, self._close_timed_out)
+            self._start_close_timer()
 
 
 # -- the connection --------------------------------------------------------------------------------
@@ -271,12 +271,14 @@ class WebSocketClientConnection:
 
     def __init__(self, url: str, *, on_message_callback: Callable[[Any], Any] | None = None,
                  ping_interval: float | None = None, ping_timeout: float | None = None,
-                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+                 close_timeout: float | None = DEFAULT_CLOSE_TIMEOUT) -> None:
         self.request_url = url
         self.protocol: WebSocketClientProtocol | None = None
         self.headers: HTTPHeaders | None = None
         self.selected_subprotocol: str | None = None
         self.max_message_size = max_message_size
+        self.close_timeout = close_timeout or None
         self.ping_interval = ping_interval or None
         if ping_timeout is None:
             ping_timeout = self.ping_interval
@@ -472,6 +474,7 @@ def websocket_connect(
     ping_interval: float | None = None,
     ping_timeout: float | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    close_timeout: float | None = DEFAULT_CLOSE_TIMEOUT,
     subprotocols: Iterable[str] | None = None,
     headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
     connect_timeout: float | None = None,
@@ -490,7 +493,9 @@ def websocket_connect(
     ``mem_level``, ``client_no_context_takeover``,
     ``server_no_context_takeover``, ``client_max_window_bits``,
     ``server_max_window_bits``). ``connect_timeout`` (20 s when None) bounds
-    the TCP and TLS connection and the handshake together.
+    the TCP and TLS connection and the handshake together. ``close_timeout``
+    (5 s; None or 0: for ever) is how long the client waits, after a close
+    frame, for the server's close frame and then for it to close TCP.
 
     Fails with ``WebSocketHandshakeError`` (``.code``: the HTTP status) when
     the server refuses or answers wrongly, ``WebSocketTimeoutError`` (a
@@ -530,7 +535,7 @@ def websocket_connect(
     request_bytes = _request(parts, host, port, tls, key, protocols, compression_options, request_headers)
     connection = WebSocketClientConnection(
         url, on_message_callback=on_message_callback, ping_interval=ping_interval,
-        ping_timeout=ping_timeout, max_message_size=max_message_size)
+        ping_timeout=ping_timeout, max_message_size=max_message_size, close_timeout=close_timeout)
     peer = f"{host}:{port}"
     ws = WebSocketClientProtocol(connection, request_bytes, key, compression_options, protocols, peer, tls,
                                  clock=reactor)

@@ -182,8 +182,8 @@ def test_compression_negotiated(serve, client_options, server_options, response,
     for name, value in params.items():
         assert getattr(deflate, name) == value, name
     sent = []
-    write = conn.protocol.transport.write
-    conn.protocol.transport.write = lambda data: (sent.append(len(data)), write(data))
+    write = conn.protocol._write  # what goes to the socket (straight, or through transport.write)
+    conn.protocol._write = lambda data: (sent.append(len(data)), write(data))
     for message in ["abc" * 10_000, b"\x01" * 70_000, "ünï" * 3, "abc" * 10_000]:
         conn.write_message(message, binary=isinstance(message, bytes))
         assert (yield conn.read_message()) == message
@@ -795,3 +795,36 @@ def test_autobahn_client_script(listen):
     assert ("refused", 2) in rec.events
     assert [e[1] for e in rec.events if e[0] == "echo"] == ["hello", b"\x00\x01", 100_000] * 2
     assert [e[1] for e in rec.events if e[0] == "deflate"] == [True, True]
+
+
+@inline
+def test_server_that_never_answers_our_close_is_cut_off(caplog):
+    """``close_timeout``: the client closes, the server reads the close
+    frame and stays silent with its socket open; the client drops the
+    connection after close_timeout (the log line names the value used; the
+    server's socket timeout, 3 s, is below the 5 s default, so with the
+    default the server would time out first and fail the test)."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="cyclone.general")
+
+    def answer(head, sock):
+        sock.sendall((f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      f"Sec-WebSocket-Accept: {accept_for(head)}\r\n\r\n").encode())
+        sock.settimeout(3)
+        try:
+            data = read_until_closed(sock)  # never answers
+        except ConnectionResetError:  # the client aborted
+            data = None
+        return data
+
+    port, served = raw_server(answer)
+    conn = yield websocket_connect(f"ws://127.0.0.1:{port}/", close_timeout=0.2)
+    assert conn.protocol.handler.close_timeout == 0.2
+    conn.close(1000, "bye")
+    data = yield served
+    if data is not None:
+        events = wc.Codec(client=False).receive(data)
+        assert type(events[-1]) is wc.Close and events[-1].code == 1000
+    assert (yield conn.read_message()) is None
+    assert "no close within 0.2s" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 
@@ -327,4 +328,74 @@ def test_garbage_never_raises(junk):
 @given(st.binary(min_size=0, max_size=2500), st.binary(min_size=4, max_size=4))
 def test_unmask_matches_a_plain_xor(payload, mask):
     expected = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    assert wc._unmask(payload, mask) == expected
+    assert wc._unmask_python(payload, mask) == expected
+    assert wc._unmask(payload, mask) == expected  # the C one when built
+
+
+def _speedups():
+    try:
+        from cyclone import _speedups
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip("cyclone._speedups is not built (python setup.py build_ext --inplace)")
+    return _speedups
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 1000, 65536 + 5])
+def test_c_mask_is_used_and_agrees(size):
+    speedups = _speedups()
+    assert wc._unmask is speedups.xor_mask
+    payload = os.urandom(size)
+    for mask in (b"\x00\x00\x00\x00", b"\xff\x01\x80\x7f", os.urandom(4)):
+        expected = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        assert speedups.xor_mask(payload, mask) == expected
+        assert speedups.xor_mask(bytearray(payload), memoryview(mask)) == expected
+
+
+def test_c_mask_refuses_bad_arguments():
+    speedups = _speedups()
+    with pytest.raises(ValueError):
+        speedups.xor_mask(b"abc", b"12345")
+    with pytest.raises(TypeError):
+        speedups.xor_mask("text", b"1234")
+    with pytest.raises(TypeError):
+        speedups.xor_mask(b"abc")
+
+
+# -- lengths in their shortest form (RFC 6455 §5.2) -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"\x82\xfe" + struct.pack("!H", 0),          # 16-bit length of 0
+        b"\x82\xfe" + struct.pack("!H", 125),        # 16-bit length that fits in 7 bits
+        b"\x82\xff" + struct.pack("!Q", 125),        # 64-bit length that fits in 7 bits
+        b"\x82\xff" + struct.pack("!Q", 65535),      # 64-bit length that fits in 16 bits
+        b"\x89\xfe" + struct.pack("!H", 5),          # a ping, too
+    ],
+)
+@pytest.mark.parametrize("client", [False, True])
+def test_lengths_not_in_their_shortest_form_are_1002(header, client):
+    if client:  # frames from a server are not masked
+        header = bytes((header[0], header[1] & 0x7F)) + header[2:]
+    else:
+        header += b"mask"
+    event = failed(wc.Codec(client=client).receive(header + b"x" * 200), wc.PROTOCOL_ERROR)
+    assert "shortest form" in event.reason
+
+
+@pytest.mark.parametrize("size", [126, 65535, 65536])
+def test_lengths_at_the_edges_of_each_form_are_fine(size):
+    # 126 and 65535: the first and last 16-bit lengths; 65536: the first 64-bit one
+    payload = b"y" * size
+    assert only(server().receive(frame(wc.BINARY, payload))).data == payload
+    sent = wc.Codec(client=False).message(payload)
+    assert sent[1] == (126 if size < 65536 else 127)
+
+
+def test_a_large_message_is_sent_as_one_frame():
+    data = wc.Codec(client=False).message(b"z" * 3_000_000)
+    assert data[0] == 0x82 and data[1] == 127  # FIN, binary; a 64-bit length
+    assert struct.unpack("!Q", data[2:10])[0] == 3_000_000 and len(data) == 10 + 3_000_000
