@@ -318,6 +318,7 @@ class _Protocol(txredisapi.BaseRedisProtocol):
             self.transport.abortConnection()
             return
         convert = self._convert_bulk
+        waiting = self.replyQueue.waiting
         for reply in replies:
             kind = type(reply)
             if kind is bytes:
@@ -326,7 +327,14 @@ class _Protocol(txredisapi.BaseRedisProtocol):
                 reply = self.handleTransactionData(self._convert_list(reply))
             elif kind is str and reply == "QUEUED":  # a status, not a bulk "QUEUED"
                 self.transactions += 1
-            self.replyReceived(reply)
+            if waiting and type(waiting[0]) is _Reply:
+                # what replyReceived -> ReplyQueue.put -> _Reply.callback does, in one step
+                if isinstance(reply, Exception):
+                    defer.Deferred.errback(waiting.pop(0), reply)
+                else:
+                    defer.Deferred.callback(waiting.pop(0), reply)
+            else:
+                self.replyReceived(reply)
 
     def _convert_list(self, items: list) -> list:
         convert = self._convert_bulk
