@@ -38,6 +38,13 @@ Workarounds for txredisapi (1.6), kept here rather than patched into it:
 * the bounded wait for a connection, above;
 * a fast path for commands (``_PoolHandler``): txredisapi's pool spends as
   much per command as cyclone spends on a small request;
+* the pool's own protocol (``_Protocol``): replies parsed by
+  ``cyclone.resp`` (txredisapi without hiredis parses them line by line and
+  waits a reactor turn after a bulk reply followed by more data), plain
+  commands encoded directly and answered through one Deferred; replies are
+  converted exactly as txredisapi converts them. These two reach into
+  txredisapi's internals, in one section of this module
+  (``TXREDISAPI_INTERNALS`` lists what they use; a test checks it is there);
 * ``rediss://`` checks the server's certificate and host name
   (``cyclone.netutil.tls_client_creator``); txredisapi's
   ``ssl_context_factory=True`` accepts any certificate;
