@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
                         help="which, comma-separated (hello is always measured, first and last)")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="the server calls gc.freeze() once started (see the app's --gc-freeze)")
     args = parser.parse_args(argv)
 
     wrk = bench_run.ensure_wrk()
@@ -187,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
         server = subprocess.Popen(
             ["taskset", "-c", str(args.server_cpu), sys.executable, str(BENCH / "apps" / "cyclone_redis_app.py"),
-             "--port", str(port), "--redis-url", f"redis://127.0.0.1:{redis_port}/0"],
+             "--port", str(port), "--redis-url", f"redis://127.0.0.1:{redis_port}/0"]
+            + (["--gc-freeze"] if args.gc_freeze else []),
             env=env, stdout=open(workdir / "server.log", "wb"), stderr=subprocess.STDOUT)
         server.log_path = workdir / "server.log"
         processes.append(server)

@@ -38,6 +38,13 @@ Workarounds for txredisapi (1.6), kept here rather than patched into it:
 * the bounded wait for a connection, above;
 * a fast path for commands (``_PoolHandler``): txredisapi's pool spends as
   much per command as cyclone spends on a small request;
+* the pool's own protocol (``_Protocol``): replies parsed by
+  ``cyclone.resp`` (txredisapi without hiredis parses them line by line and
+  waits a reactor turn after a bulk reply followed by more data), plain
+  commands encoded directly and answered through one Deferred; replies are
+  converted exactly as txredisapi converts them. These two reach into
+  txredisapi's internals, in one section of this module
+  (``TXREDISAPI_INTERNALS`` lists what they use; a test checks it is there);
 * ``rediss://`` checks the server's certificate and host name
   (``cyclone.netutil.tls_client_creator``); txredisapi's
   ``ssl_context_factory=True`` accepts any certificate;
@@ -62,6 +69,7 @@ from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.python import failure
 
+from cyclone import resp
 from cyclone.log import app_log
 
 # the original cyclone.redis's names (a vendored txredisapi 1.1), now txredisapi's own
@@ -251,6 +259,138 @@ class RedisConfig:
         return tls_client_creator(self.host, validate_cert=self.tls_validate, ca_certs=self.ca_certs)
 
 
+# -- txredisapi's internals ---------------------------------------------------------------------
+#
+# Everything below, up to connect_pool(), reaches into txredisapi (1.6) beyond its
+# documented API, for speed: nowhere else in cyclone does. What it relies on is
+# listed in TXREDISAPI_INTERNALS and checked by tests/test_redis.py
+# (test_the_txredisapi_internals_we_rely_on_are_there), which fails loudly if an
+# upgrade moves them.
+
+#: the txredisapi attributes _Protocol and _PoolHandler use, by object
+TXREDISAPI_INTERNALS: dict[str, tuple[str, ...]] = {
+    "BaseRedisProtocol": ("execute_command", "replyReceived", "handleTransactionData",
+                          "tryConvertData", "connectionLost", "_encode_value"),
+    "BaseRedisProtocol()": ("replyQueue", "pipelining", "inMulti", "replyTimeout", "transactions",
+                            "charset", "errors", "convertNumbers", "connected", "transport"),
+    "ReplyQueue": ("waiting", "pending", "_cancelGet", "put"),
+    "RedisFactory": ("protocol", "connectionQueue", "getConnection", "buildProtocol"),
+    "ConnectionHandler": ("__getattr__", "_factory"),
+}
+
+_NUMBER_START = frozenset(b"0123456789+-.")
+
+
+class _Reply(defer.Deferred):
+    """The one Deferred of a command sent by ``_Protocol``: txredisapi's reply
+    queue passes error replies (and its timeouts) as values; they fail it."""
+
+    __slots__ = ()
+
+    def callback(self, result: Any) -> None:
+        if isinstance(result, Exception):
+            self.errback(result)
+        else:
+            super().callback(result)
+
+
+class _Protocol(txredisapi.BaseRedisProtocol):
+    """txredisapi's protocol with a lean command path and cyclone's RESP parser.
+
+    txredisapi (without hiredis, as ``pip install cyclone`` has it) parses
+    replies line by line in Python and waits a reactor turn after each bulk
+    reply followed by more data; it builds each command with an ``isinstance``
+    chain per argument and answers it through three Deferreds. Here replies
+    come from ``cyclone.resp.ReplyParser`` (all the replies of a read at
+    once), converted as txredisapi converts them (numbers to int and float,
+    the rest decoded with the connection's charset, errors as
+    ``ResponseError``), and a plain command (not in MULTI, not pipelined, no
+    ``replyTimeout``, no keyword arguments) is encoded directly and answered
+    through one Deferred. Every other case takes txredisapi's own path.
+    The pool uses it with or without hiredis installed, so that one parser is
+    tested everywhere.
+    """
+
+    def connectionMade(self) -> Any:
+        self._parser = resp.ReplyParser(error_class=ResponseError)
+        return super().connectionMade()
+
+    # -- replies --
+
+    def dataReceived(self, data: bytes, unpause: bool = False) -> None:
+        try:
+            replies = self._parser.feed(data)
+        except resp.ProtocolError as error:
+            app_log.error("Redis sent an invalid reply (%s): closing the connection", error)
+            self.transport.abortConnection()
+            return
+        convert = self._convert_bulk
+        waiting = self.replyQueue.waiting
+        for reply in replies:
+            kind = type(reply)
+            if kind is bytes:
+                reply = convert(reply)
+            elif kind is list:
+                reply = self.handleTransactionData(self._convert_list(reply))
+            elif kind is str and reply == "QUEUED":  # a status, not a bulk "QUEUED"
+                self.transactions += 1
+            if waiting and type(waiting[0]) is _Reply:
+                # what replyReceived -> ReplyQueue.put -> _Reply.callback does, in one step
+                if isinstance(reply, Exception):
+                    defer.Deferred.errback(waiting.pop(0), reply)
+                else:
+                    defer.Deferred.callback(waiting.pop(0), reply)
+            else:
+                self.replyReceived(reply)
+
+    def _convert_list(self, items: list) -> list:
+        convert = self._convert_bulk
+        return [convert(item) if type(item) is bytes else
+                self._convert_list(item) if type(item) is list else item for item in items]
+
+    def _convert_bulk(self, data: bytes) -> Any:
+        """What txredisapi's ``tryConvertData`` makes of a bulk string."""
+        if data and data[0] in _NUMBER_START and self.convertNumbers:
+            try:
+                text = data.decode()
+                return float(text) if "." in text else int(text)
+            except ValueError:  # UnicodeDecodeError too
+                pass
+        charset = self.charset
+        if charset is not None:
+            try:
+                return data.decode(charset)
+            except UnicodeDecodeError:
+                pass
+        return data
+
+    # -- commands --
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> defer.Deferred:
+        queue = self.replyQueue
+        if (kwargs or self.pipelining or self.inMulti or self.replyTimeout
+                or queue.pending or not self.connected):
+            return super().execute_command(*args, **kwargs)
+        charset, errors = self.charset, self.errors
+        parts = [b"*%d\r\n" % len(args)]
+        for arg in args:
+            kind = type(arg)
+            if kind is str and charset is not None:
+                try:
+                    arg = arg.encode(charset, errors)
+                except UnicodeEncodeError:
+                    arg = self._encode_value(arg)  # raises txredisapi's InvalidData
+            elif kind is int:
+                arg = b"%d" % arg
+            elif kind is not bytes:
+                arg = self._encode_value(arg)
+            parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+        self.transport.write(b"".join(parts))
+        result = _Reply(queue._cancelGet)
+        queue.waiting.append(result)
+        return result
+
+
 class _PoolHandler(ConnectionHandler):
     """txredisapi's pool handler, with a fast path: a command that does not
     hold its connection (GET, SET, PUBLISH, ...; not MULTI or BLPOP) goes
@@ -295,6 +435,7 @@ def connect_pool(config: RedisConfig) -> Any:
     factory = RedisFactory(where, config.db, config.poolsize, isLazy=True, handler=_PoolHandler,
                            password=config.password, replyTimeout=config.reply_timeout,
                            username=config.username)
+    factory.protocol = _Protocol
     factory.reconnect = True
     factory.startConnecting(config.endpoint())
     pool = factory.handler

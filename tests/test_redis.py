@@ -457,3 +457,135 @@ def test_commands_that_hold_their_connection_still_work(redis_server, apps):
     assert (yield waiting) == ["queue", "item"]
     with pytest.raises(AttributeError):
         pool.no_such_command
+
+
+# -- cyclone.redis's own protocol for the pool (_Protocol), and the txredisapi internals it uses --
+
+
+def test_the_txredisapi_internals_we_rely_on_are_there():
+    """If this fails, a txredisapi upgrade moved what cyclone.redis's _Protocol
+    and _PoolHandler reach into (see TXREDISAPI_INTERNALS): fix them there."""
+    protocol = txredisapi.BaseRedisProtocol()
+    factory = txredisapi.RedisFactory("localhost:1", 0, 1, isLazy=True)
+    owners = {
+        "BaseRedisProtocol": txredisapi.BaseRedisProtocol,
+        "BaseRedisProtocol()": protocol,
+        "ReplyQueue": protocol.replyQueue,
+        "RedisFactory": factory,
+        "ConnectionHandler": factory.handler,
+    }
+    missing = [f"{owner}.{name}" for owner, names in cyclone.redis.TXREDISAPI_INTERNALS.items()
+               for name in names if name != "transport" and not hasattr(owners[owner], name)]
+    assert not missing, f"txredisapi {cyclone.redis.txredisapi_version} lacks {missing}"
+    assert isinstance(protocol.replyQueue, txredisapi.ReplyQueue)
+    assert protocol.replyQueue.waiting == [] and protocol.replyQueue.pending == []
+    assert isinstance(factory.handler, txredisapi.ConnectionHandler)
+    assert issubclass(cyclone.redis._Protocol, txredisapi.BaseRedisProtocol)
+
+
+@pytest.mark.parametrize("data", [b"12", b"-3", b"1.5", b"+7", b".5", b"1e5", b"12a", b"abc", b"",
+                                  b"\xff\xfe", "é".encode(), b"nan", b"-", b"0x10", b"\xd9\xa1"])
+def test_bulk_replies_convert_as_txredisapi_s_own_parser_does(data):
+    ours = cyclone.redis._Protocol()
+    theirs = txredisapi.BaseRedisProtocol()
+    converted, expected = ours._convert_bulk(data), theirs.tryConvertData(data)
+    assert converted == expected and type(converted) is type(expected)
+
+
+@inline
+def test_the_pool_s_protocol_gives_what_txredisapi_s_gives(redis_server, apps):
+    """The same commands through the pool (cyclone's _Protocol) and through a
+    plain txredisapi connection (its own protocol): the same replies."""
+    app = apps(**settings_for(redis_server, redis_poolsize=1))
+    pool = app.redis
+    host, port = redis_server.address
+    plain = yield txredisapi.Connection(host, port, reconnect=False)
+    try:
+        big = "x" * 200_000
+        yield plain.delete(["l", "h", "s"])
+        yield plain.set("big", big)
+        yield plain.rpush("l", ["1", "two", "3.5", "QUEUED"])
+        yield plain.hset("h", "f", "v")
+        for client in (pool, plain):
+            results = yield defer.gatherResults([
+                client.get("big"), client.get("nothing"), client.lrange("l", 0, -1),
+                client.hgetall("h"), client.incr("n"), client.ping(), client.get(b"big"),
+                client.execute_command("ECHO", "QUEUED"), client.set("k", 12),
+                client.get("k"), client.mget(["k", "nothing", "big"]),
+            ])
+            client.results = results
+        assert pool.results[0] == big and pool.results[2] == [1, "two", 3.5, "QUEUED"]
+        assert (pool.results[4], plain.results[4]) == (1, 2)  # incr ran twice
+        plain.results[4] = 1
+        assert pool.results == plain.results
+        for client in (pool, plain):
+            with pytest.raises(txredisapi.ResponseError, match="WRONGTYPE"):
+                yield client.get("l")
+            with pytest.raises(txredisapi.ResponseError, match="ERR unknown command"):
+                yield client.execute_command("NO-SUCH-COMMAND")
+        protocol = pool._factory.pool[0]
+        assert type(protocol) is cyclone.redis._Protocol
+        assert protocol.transactions == 0  # a bulk "QUEUED" is not a MULTI's status
+    finally:
+        yield plain.disconnect()
+
+
+@inline
+def test_transactions_and_pipelines_through_the_pool_s_protocol(redis_server, apps):
+    app = apps(**settings_for(redis_server, redis_poolsize=1))
+    pool = app.redis
+    yield pool.set("n", 1)
+    transaction = yield pool.multi()
+    yield transaction.incr("n")
+    yield transaction.get("n")
+    assert (yield transaction.commit()) == [2, 2]
+    pipeline = yield pool.pipeline()
+    pipeline.incr("n")
+    pipeline.get("n")
+    assert (yield pipeline.execute_pipeline()) == [3, 3]
+    # the connection went back to the pool: plain commands go on
+    assert (yield pool.get("n")) == 3
+    assert pool._factory.pool[0].transactions == 0
+
+
+@inline
+def test_a_cancelled_command_leaves_its_reply_to_no_one_else(redis_server, apps):
+    app = apps(**settings_for(redis_server, redis_poolsize=1))
+    pool = app.redis
+    yield pool.set("a", "A")
+    yield pool.set("b", "B")
+    first = pool.get("a")
+    second = pool.get("b")
+    first.cancel()
+    with pytest.raises(defer.CancelledError):
+        yield first
+    assert (yield second) == "B"
+    assert (yield pool.get("a")) == "A"
+
+
+@inline
+def test_an_invalid_reply_closes_the_connection_and_fails_its_commands(apps, caplog):
+    """A server that answers garbage: the command fails with ConnectionError
+    (not a hang, not a traceback in the reactor) and the error is logged."""
+    from twisted.internet import protocol as tprotocol
+
+    class Garbage(tprotocol.Protocol):
+        answered = 0
+
+        def dataReceived(self, data):
+            # the pool's SELECT on connecting is answered; the next command is not
+            self.transport.write(b"+OK\r\n" if not self.answered else b"?not resp\r\n")
+            self.answered += 1
+
+    factory = tprotocol.Factory.forProtocol(Garbage)
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    try:
+        app = apps(redis_url=f"redis://127.0.0.1:{port.getHost().port}/", redis_poolsize=1,
+                   redis_connect_timeout=2)
+        pool = app.redis
+        yield poll_until_deferred(lambda: defer.succeed(bool(pool._factory.pool)), True)
+        with pytest.raises(txredisapi.ConnectionError):
+            yield pool.get("k")
+        assert "invalid reply" in caplog.text and "unknown reply type" in caplog.text
+    finally:
+        yield port.stopListening()

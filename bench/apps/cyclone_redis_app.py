@@ -77,6 +77,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="gc.freeze() once started: full collections then skip the objects "
+                             "made at startup (modules, classes, the applications)")
     args = parser.parse_args()
     from twisted.internet import reactor
 
@@ -84,6 +87,11 @@ def main() -> None:
     redis = make_app("redis", args.redis_url)
     reactor.listenTCP(args.port, memory, backlog=1024, interface="127.0.0.1")
     reactor.listenTCP(args.port + 1, redis, backlog=1024, interface="127.0.0.1")
+    if args.gc_freeze:
+        import gc
+
+        gc.collect()
+        gc.freeze()
     announce("cyclone-redis", type(reactor).__module__ + "." + type(reactor).__name__)
     reactor.run()
 
