@@ -587,8 +587,37 @@ def _valid_ip(ip: str) -> bool:
     return True
 
 
+@implementer(IPushProducer)
+class DrainSignal:
+    """The ``IPushProducer`` side of a protocol that writes to its transport.
+
+    The transport pauses it when its write buffer is full and resumes it when
+    the buffer has drained; on resume, the Deferreds in ``_drain_waiters``
+    (the protocol's "wait until the peer has taken what I wrote") fire.
+    Subclasses hold ``_write_paused`` and ``_drain_waiters`` themselves.
+    """
+
+    __slots__ = ()
+    _write_paused: bool
+    _drain_waiters: list | None
+
+    def pauseProducing(self) -> None:
+        self._write_paused = True
+
+    def resumeProducing(self) -> None:
+        self._write_paused = False
+        waiters = self._drain_waiters
+        if waiters:
+            self._drain_waiters = None
+            for d in waiters:
+                d.callback(None)
+
+    def stopProducing(self) -> None:
+        self._write_paused = True
+
+
 @implementer(IPushProducer, IHalfCloseableProtocol)
-class HTTPConnection(protocol.Protocol):
+class HTTPConnection(DrainSignal, protocol.Protocol):
     """One HTTP/1.1 server connection (a Twisted ``Protocol``)."""
 
     #: the request being answered, or None between requests
@@ -1233,22 +1262,6 @@ class HTTPConnection(protocol.Protocol):
         transport = self.transport
         transport.unregisterProducer()  # registered in connectionMade
         transport.loseConnection()
-
-    # -- IPushProducer (the transport tells us when its buffer is full) ---------------
-
-    def pauseProducing(self) -> None:
-        self._write_paused = True
-
-    def resumeProducing(self) -> None:
-        self._write_paused = False
-        waiters = self._drain_waiters
-        if waiters:
-            self._drain_waiters = None
-            for d in waiters:
-                d.callback(None)
-
-    def stopProducing(self) -> None:
-        self._write_paused = True
 
     # -- timeouts ---------------------------------------------------------------------------
 

@@ -79,7 +79,7 @@ from cyclone import web
 from cyclone import websocket_codec as wc
 from cyclone.concurrent import ensure_deferred
 from cyclone.escape import json_encode
-from cyclone.httpserver import StreamClosedError, _can_send_directly
+from cyclone.httpserver import DrainSignal, StreamClosedError, _can_send_directly
 
 __all__ = ["WebSocketHandler", "WebSocketProtocol", "WebSocketClosedError", "WebSocketError", "websocket_connect",
            "WebSocketClientConnection", "WebSocketHandshakeError", "WebSocketTimeoutError"]
@@ -126,7 +126,7 @@ def _valid_key(key: str | None) -> bool:
 
 
 @implementer(IPushProducer, IHalfCloseableProtocol)
-class WebSocketProtocol(protocol.Protocol):
+class WebSocketProtocol(DrainSignal, protocol.Protocol):
     """One server-side WebSocket connection: the handler's ``ws_connection``.
 
     It owns the transport once the HTTP connection handed it over after the
@@ -261,22 +261,6 @@ class WebSocketProtocol(protocol.Protocol):
         for d in waiters or ():
             d.errback(WebSocketClosedError("WebSocket closed"))
         self.handler._connection_lost(reason)
-
-    # -- IPushProducer: the transport's write buffer --------------------------------------------
-
-    def pauseProducing(self) -> None:
-        self._write_paused = True
-
-    def resumeProducing(self) -> None:
-        self._write_paused = False
-        waiters = self._drain_waiters
-        if waiters:
-            self._drain_waiters = None
-            for d in waiters:
-                d.callback(None)
-
-    def stopProducing(self) -> None:
-        self._write_paused = True
 
     # -- sending ----------------------------------------------------------------------------------
 
