@@ -18,7 +18,7 @@ import time
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor, task
+from twisted.internet import reactor, task, threads
 
 
 @pytest.fixture
@@ -62,6 +62,23 @@ class _BytesSocket:
 
     def makefile(self, *args, **kwargs):
         return self._fp
+
+
+def http_request(port: int, path: str, method: str = "GET", body=None, headers=None,
+                 encode_chunked: bool = False, timeout: float = 20.0):
+    """One request with ``http.client`` (blocking): ``(status, headers, body)``."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {}, encode_chunked=encode_chunked)
+        response = conn.getresponse()
+        return response.status, response.msg, response.read()
+    finally:
+        conn.close()
+
+
+def http_request_in_thread(port: int, path: str, **kwargs):
+    """``http_request`` in a thread, so the reactor serves it: a Deferred."""
+    return threads.deferToThread(http_request, port, path, **kwargs)
 
 
 def parse_responses(data: bytes, methods=None) -> list[tuple[int, http.client.HTTPMessage, bytes]]:

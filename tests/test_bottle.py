@@ -3,33 +3,23 @@ may return, the original's module-level API, errors; over real sockets."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor, task, threads
+from twisted.internet import defer, reactor, task
 
 import cyclone.bottle
 import cyclone.web
 from cyclone.bottle import App, compile_path
+from tests.conftest import http_request, http_request_in_thread
 
 inline = pytest_twisted.inlineCallbacks
 
 
-def fetch(port, path, method="GET", body=None, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.msg, response.read()
-    finally:
-        conn.close()
-
-
-def get(port, path, **kwargs):
-    return threads.deferToThread(fetch, port, path, **kwargs)
+fetch = http_request
+get = http_request_in_thread
 
 
 def typed_app() -> App:

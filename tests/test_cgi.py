@@ -4,7 +4,6 @@ over real sockets; and the sans-IO parser of a script's output."""
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import logging
 import os
@@ -19,23 +18,13 @@ from twisted.internet import threads
 
 from cyclone import web
 from cyclone.cgi import CGIHandler, CGIOutputError, CGIResponseParser
-from tests.conftest import poll_until
+from tests.conftest import http_request, http_request_in_thread, poll_until
 
 inline = pytest_twisted.inlineCallbacks
 
 
-def fetch(port, path, method="GET", body=None, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.msg, response.read()
-    finally:
-        conn.close()
-
-
-def get(port, path, **kwargs):
-    return threads.deferToThread(fetch, port, path, **kwargs)
+fetch = http_request
+get = http_request_in_thread
 
 
 def script(directory, name, source, executable=True):

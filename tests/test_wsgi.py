@@ -30,24 +30,14 @@ from cyclone import web, websocket
 from cyclone.httpserver import HTTPServer
 from cyclone.routing import PathMatches, Rule, RuleRouter
 from cyclone.wsgi import ClientDisconnected, FileWrapper, WSGIContainer
-from tests.conftest import poll_until, raw_exchange
+from tests.conftest import http_request, http_request_in_thread, poll_until, raw_exchange
 from tests.test_plugin import Server, free_port
 
 inline = pytest_twisted.inlineCallbacks
 
 
-def fetch(port, path, method="GET", body=None, headers=None, encode_chunked=False):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-    try:
-        conn.request(method, path, body=body, headers=headers or {}, encode_chunked=encode_chunked)
-        response = conn.getresponse()
-        return response.status, response.msg, response.read()
-    finally:
-        conn.close()
-
-
-def get(port, path, **kwargs):
-    return threads.deferToThread(fetch, port, path, **kwargs)
+fetch = http_request
+get = http_request_in_thread
 
 
 def environ_app(environ, start_response):
